@@ -1,0 +1,51 @@
+"""Write README.md from nbs/index.ipynb.
+
+nbdev's own `nbdev-readme` renders through Quarto, which cannot be installed
+on this project's machines, so this script converts the notebook with
+nbconvert's markdown exporter after applying nbdev's cell directives.
+"""
+from pathlib import Path
+
+import nbformat
+from nbconvert import MarkdownExporter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _directives(cell):
+    "Return the set of `#|` directive names at the top of a code cell."
+    names = set()
+    for line in cell.source.splitlines():
+        if not line.startswith("#|"):
+            break
+        names.add(line[2:].strip().split(":")[0].split(" ")[0].strip())
+    return names
+
+
+def _strip_directives(source):
+    return "\n".join(l for l in source.splitlines() if not l.startswith("#|")).strip()
+
+
+def build_readme(nb_path=ROOT / "nbs" / "index.ipynb"):
+    "Return the README markdown for the notebook at `nb_path`."
+    nb = nbformat.read(nb_path, as_version=4)
+    kept = []
+    for cell in nb.cells:
+        if cell.cell_type == "raw":
+            continue
+        if cell.cell_type == "code":
+            names = _directives(cell)
+            if names & {"hide", "include", "default_exp", "export", "exporti"} or "include: false" in cell.source:
+                continue
+            cell.source = _strip_directives(cell.source)
+            if "echo: false" in names or "echo" in names:
+                cell.source = ""
+        kept.append(cell)
+    nb.cells = kept
+    nb.metadata['language_info'] = {'name': 'python'}  # fence code blocks as python
+    body, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
+    return body.strip() + "\n"
+
+
+if __name__ == "__main__":
+    (ROOT / "README.md").write_text(build_readme())
