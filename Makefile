@@ -19,13 +19,21 @@ demo: install
 test: install-dev test-nbs test-py
 
 test-nbs:
-	nbdev-test --n_workers 2
+	nbdev-test --n-workers 2 --timing
 
 test-py:
 	$(PYTHON) -m pytest -q
 
+# Open the book in JupyterLab, with nbs/ as the file browser's root. JupyterLab refuses to
+# start as root without --allow-root, so that flag is added for root only.
 lab: install-dev
-	jupyter lab nbs
+	jupyter lab --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+
+# Build the site into _docs/: nbdev-docs where quarto is on PATH, otherwise Sphinx over
+# nbdev's processed notebooks (docs/build_docs.py says why). The first build installs
+# MathJax with npm into ~/.cache/kan_nb; later builds need no network.
+docs: install-dev
+	$(PYTHON) docs/build_docs.py
 
 # Regenerate the package and README from the notebooks after editing them.
 export: install-dev
@@ -35,3 +43,11 @@ export: install-dev
 
 readme:
 	$(PYTHON) .ci/make_readme.py
+
+# Time kan_nb against pykan 0.2.8 and an efficient-kan-style torch layer, on one thread each.
+# pykan and torch are optional (pip install pykan==0.2.8 torch==2.13.0 scikit-learn pandas pyyaml tqdm);
+# without them only kan_nb is timed.
+# Results are also written to bench/results/ (git-ignored); bench/README.md records past runs.
+bench: install
+	$(PYTHON) bench/hellokan.py --json bench/results/hellokan.json
+	$(PYTHON) bench/step.py --json bench/results/step.json
