@@ -2,7 +2,7 @@
 
 Each chapter named on the command line (default: all of them) is executed with KAN_NB_FULL=1. That makes it use
 the sizes of the KAN paper (Liu et al. 2024, arXiv:2404.19756): more points, larger grids and more steps, as each
-chapter's table lists. The chapter then writes its results to bench/results/examples_<chapter>.json, and the
+chapter's table lists. The chapter then writes its results to bench/examples_<chapter>.json, and the
 committed notebook shows them beside its reduced run.
 The executed notebook itself is discarded, so the committed chapter keeps its reduced-size outputs.
 
@@ -43,7 +43,7 @@ def main():
     args = parser.parse_args()
     for name in args.chapters:
         seconds = run_chapter(name, args.timeout)
-        print(f"{name}: {seconds / 60:.1f} min, results in bench/results/examples_{name}.json", flush=True)
+        print(f"{name}: {seconds / 60:.1f} min, results in bench/examples_{name}.json", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,14 @@ Docs: https://kan-nb.github.io/kan_nb/bspline.html.md"""
 __all__ = ['LOCAL_MIN_BASES', 'DENSE_MAX_SIZE', 'CHUNK_SIZE', 'extend_grid', 'uniform_grid', 'B_batch', 'B_batch_deriv',
            'coef2curve', 'curve2coef', 'SplineBasis', 'spline_sum', 'spline_edges']
 
-# %% ../nbs/01_bspline.ipynb #d084c8e7
+# %% ../nbs/01_bspline.ipynb #deb3c6e4
 import numpy as np
 import scipy.sparse as sparse
 import functools
 import autograd.numpy as anp
 from autograd.extend import primitive, defvjp
 
-# %% ../nbs/01_bspline.ipynb #1d72fb02
+# %% ../nbs/01_bspline.ipynb #123f6327
 def extend_grid(grid:np.ndarray, # (in_dim, G+1) increasing knots of each feature
                 k:int, # spline order: `k` knots are added on each side
                )->np.ndarray: # (in_dim, G+2k+1) extended knots
@@ -27,7 +27,7 @@ def extend_grid(grid:np.ndarray, # (in_dim, G+1) increasing knots of each featur
     right = grid[:, -1:] + h * steps
     return np.concatenate([left, grid, right], axis=1)
 
-# %% ../nbs/01_bspline.ipynb #0cfbe768
+# %% ../nbs/01_bspline.ipynb #3ac23c6f
 def uniform_grid(in_dim:int, # number of input features
                  G:int, # number of grid intervals
                  k:int, # spline order
@@ -38,7 +38,7 @@ def uniform_grid(in_dim:int, # number of input features
     base = np.tile(np.linspace(lo, hi, G + 1), (in_dim, 1))  # (in_dim, G+1)
     return extend_grid(base, k)
 
-# %% ../nbs/01_bspline.ipynb #bdd2b1fb
+# %% ../nbs/01_bspline.ipynb #ea414f8c
 def B_batch(x:np.ndarray, # (batch, in_dim) inputs
             grid:np.ndarray, # (in_dim, G+2k+1) extended knots, one row per feature
             k:int, # spline order
@@ -53,7 +53,7 @@ def B_batch(x:np.ndarray, # (batch, in_dim) inputs
         B = left + right
     return B
 
-# %% ../nbs/01_bspline.ipynb #27d93977
+# %% ../nbs/01_bspline.ipynb #974cf928
 def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
                   grid:np.ndarray, # (in_dim, G+2k+1) extended knots
                   k:int, # spline order, at least 1
@@ -65,7 +65,7 @@ def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
     right = k / (t[..., k + 1:] - t[..., 1:-k]) * lower[..., 1:]
     return left - right
 
-# %% ../nbs/01_bspline.ipynb #91020d07
+# %% ../nbs/01_bspline.ipynb #4917ebb3
 def coef2curve(x:np.ndarray, # (batch, in_dim) inputs
                grid:np.ndarray, # (in_dim, G+2k+1) extended knots
                coef:np.ndarray, # (in_dim, out_dim, G+k) spline coefficients
@@ -74,7 +74,7 @@ def coef2curve(x:np.ndarray, # (batch, in_dim) inputs
     "Evaluate the spline of every edge (i, j) at the inputs of its feature i"
     return anp.einsum('bic,ijc->bij', B_batch(x, grid, k), coef)
 
-# %% ../nbs/01_bspline.ipynb #dbbe877a
+# %% ../nbs/01_bspline.ipynb #10c41e1d
 def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
                y:np.ndarray, # (batch, in_dim, out_dim) target values on every edge
                grid:np.ndarray, # (in_dim, G+2k+1) extended knots
@@ -92,7 +92,7 @@ def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
         coef = np.stack([np.linalg.lstsq(B[:, i], y[:, i], rcond=None)[0] for i in range(in_dim)])
     return coef.transpose(0, 2, 1)
 
-# %% ../nbs/01_bspline.ipynb #f8b9552c
+# %% ../nbs/01_bspline.ipynb #56f9a9ec
 def _local_values(x, grid, k):
     "Padded index of each sample's first non-zero basis (in_dim, batch), its k+1 values and derivatives (k+1, in_dim, batch)"
     t = extend_grid(grid, k)  # (in_dim, G+4k+1), padded so every span has k+1 bases
@@ -106,8 +106,8 @@ def _local_values(x, grid, k):
     flat = span + np.arange(-1, in_dim * n_knots - 1, n_knots)[:, None]  # t.ravel()[flat] <= x < t.ravel()[flat+1]
     xc = np.minimum(np.maximum(xt, t[:, :1]), t[:, -1:])  # keeps far-away samples finite; they are cleared
     knots = t.ravel().take(flat + np.arange(1 - k, k + 1)[:, None, None])  # (2k, in_dim, batch): t[span+1-k .. span+k]
-    left = xc - knots[k - 1::-1]  # (k, in_dim, batch), row p-1 holds x - t[span+1-p]
-    right = knots[k:] - xc  # row p-1 holds t[span+p] - x
+    left = xc - knots[k - 1::-1]  # (k, in_dim, batch), row p-1 is x - t[span+1-p]
+    right = knots[k:] - xc  # row p-1 is t[span+p] - x
     N = ((xt >= grid[:, :1]) & (xt < grid[:, -1:])).astype(float)[None]  # order 0: 1 inside the extended grid
     ratio = None
     for q in range(1, k + 1):  # one level of the triangle: order q from the q values of order q-1
@@ -123,7 +123,7 @@ def _local_values(x, grid, k):
     np.subtract(slope[:-1], slope[1:], out=dN[1:k])
     return span - k - 1, N, dN
 
-# %% ../nbs/01_bspline.ipynb #293125a0
+# %% ../nbs/01_bspline.ipynb #cbdfe399
 LOCAL_MIN_BASES = 8  # grids with at least this many bases (G+k) use the local (sparse) form...
 DENSE_MAX_SIZE = 100_000  # ...unless the dense array batch*in_dim*(G+3k) has at most this many entries
 CHUNK_SIZE = 1 << 16  # edge slopes held at once when summing input gradients on the local form
@@ -264,7 +264,7 @@ class SplineBasis:
         "Every edge's spline derivative d spline_ij / dx_i, (batch, in_dim, out_dim)"
         return (self._matrix('dS_edge') @ self._pad(C)).reshape(self.batch, self.in_dim, -1)
 
-# %% ../nbs/01_bspline.ipynb #35c5b550
+# %% ../nbs/01_bspline.ipynb #4680d287
 @primitive
 def spline_sum(x, # (batch, in_dim) layer inputs, passed so gradients reach them
                C, # (in_dim*(G+k), out_dim) flattened coefficients

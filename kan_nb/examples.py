@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/scaling_laws.html.md"""
 # %% auto #0
 __all__ = ['init_mlp', 'mlp_forward', 'fit_lbfgs', 'count_params']
 
-# %% ../nbs/21_scaling_laws.ipynb #f60b6858
+# %% ../nbs/21_scaling_laws.ipynb #f282b6c2
 import numpy as np
 import autograd.numpy as anp
 from autograd import value_and_grad
@@ -15,7 +15,7 @@ from autograd.misc import flatten
 from scipy.optimize import minimize
 from .network import check_int
 
-# %% ../nbs/21_scaling_laws.ipynb #18aab447
+# %% ../nbs/21_scaling_laws.ipynb #74af5869
 def init_mlp(width:list, # layer sizes [n_0, ..., n_L], at least two
              seed:int=0, # seed of the initialisation
             )->list: # one dict per layer: W (n_in, n_out), b (n_out,)
@@ -30,7 +30,7 @@ def init_mlp(width:list, # layer sizes [n_0, ..., n_L], at least two
         params.append(dict(W=rng.uniform(-bound, bound, (n_in, n_out)), b=rng.uniform(-bound, bound, n_out)))
     return params
 
-# %% ../nbs/21_scaling_laws.ipynb #926e1283
+# %% ../nbs/21_scaling_laws.ipynb #140bfc7c
 def mlp_forward(params:list, # as returned by `init_mlp`
                 x:np.ndarray, # (batch, n_0) inputs
                 act=anp.tanh, # activation between layers, autograd-compatible
@@ -42,7 +42,7 @@ def mlp_forward(params:list, # as returned by `init_mlp`
             x = act(x)
     return x
 
-# %% ../nbs/21_scaling_laws.ipynb #0777d4f1
+# %% ../nbs/21_scaling_laws.ipynb #e4e71078
 def fit_lbfgs(objective, # objective(params) -> scalar loss, autograd-compatible
               params, # pytree of float64 arrays to start from; it is not modified
               steps:int=100, # steps of 20 L-BFGS iterations each, as in `KAN.fit`
@@ -68,7 +68,7 @@ def fit_lbfgs(objective, # objective(params) -> scalar loss, autograd-compatible
         if callback is not None: callback(len(losses), unflatten(res.x))
     return unflatten(res.x), losses
 
-# %% ../nbs/21_scaling_laws.ipynb #a63f4bff
+# %% ../nbs/21_scaling_laws.ipynb #bf274c59
 def count_params(params, # pytree: list or dict of arrays, nested
                  skip:tuple=('affine',), # dict keys whose arrays are not counted
                 )->int: # number of floats

@@ -8,7 +8,7 @@ Docs: https://kan-nb.github.io/kan_nb/layer.html.md"""
 __all__ = ['BASIS_CACHE_MAX', 'silu', 'KANLayer', 'init_layer', 'symbolic_values', 'numeric_branch', 'numeric_branch_grads',
            'layer_basis', 'flatten_params', 'layer_forward', 'layer_value', 'layer_backward']
 
-# %% ../nbs/02_layer.ipynb #e410a411
+# %% ../nbs/02_layer.ipynb #a3a042c5
 import functools
 import numpy as np
 import autograd.numpy as anp
@@ -17,12 +17,12 @@ from autograd.tracer import getval
 from autograd.extend import primitive, defvjp_argnums
 from .bspline import uniform_grid, curve2coef, SplineBasis, spline_sum, spline_edges
 
-# %% ../nbs/02_layer.ipynb #d1b89569
+# %% ../nbs/02_layer.ipynb #4c780c32
 def silu(x):
     "SiLU activation x·sigmoid(x), written with tanh so it never overflows"
     return x * 0.5 * (1 + anp.tanh(0.5 * x))
 
-# %% ../nbs/02_layer.ipynb #ab256448
+# %% ../nbs/02_layer.ipynb #c840415f
 class KANLayer:
     "Knots, masks and symbolic edges of one KAN layer; its trainable arrays live in a params dict"
     def __init__(self, in_dim:int, # number of input nodes
@@ -51,7 +51,7 @@ class KANLayer:
     def __repr__(self):
         return f'KANLayer({self.in_dim} -> {self.out_dim}, G={self.G}, k={self.k})'
 
-# %% ../nbs/02_layer.ipynb #7a5650b5
+# %% ../nbs/02_layer.ipynb #a1c9ecd9
 def init_layer(in_dim:int, # number of input nodes
                out_dim:int, # number of output nodes
                G:int=3, # number of grid intervals
@@ -76,7 +76,7 @@ def init_layer(in_dim:int, # number of input nodes
     )
     return KANLayer(in_dim, out_dim, grid, k), params
 
-# %% ../nbs/02_layer.ipynb #d61a321a
+# %% ../nbs/02_layer.ipynb #2e70ab52
 def _flat_coef(layer, p):
     "Coefficients with w_s and the mask folded in, flattened to (in_dim*(G+k), out_dim)"
     coef = p['coef'] * (p['scale_sp'] * layer.mask)[:, :, None]  # (in_dim, out_dim, G+k)
@@ -107,7 +107,7 @@ def symbolic_values(layer, p, x):
     f = parts[0] if len(parts) == 1 else anp.concatenate(parts, axis=1)
     return [(ii, jj, affine[:, 2] * f + affine[:, 3])]
 
-# %% ../nbs/02_layer.ipynb #a9557a18
+# %% ../nbs/02_layer.ipynb #634e7c97
 def _sigmoid(x): return 0.5 * (1 + np.tanh(0.5 * x))
 
 def _dense_coef(coef, scale_sp, mask):
@@ -172,7 +172,7 @@ def _numeric_branch_vjp(argnums, ans, args, kwargs):
 defvjp_argnums(numeric_branch, _numeric_branch_vjp)
 functools.update_wrapper(numeric_branch, numeric_branch.fun)  # keep the name and signature for the API docs
 
-# %% ../nbs/02_layer.ipynb #ef46a78d
+# %% ../nbs/02_layer.ipynb #4c9323e4
 BASIS_CACHE_MAX = 1 << 20  # largest batch*in_dim whose basis a layer keeps for reuse
 
 def layer_basis(layer:KANLayer, # layer state: knots and spline order
@@ -192,7 +192,7 @@ def layer_basis(layer:KANLayer, # layer state: knots and spline order
     cache[:] = [((local, layer.k), value.copy(), layer.grid.copy(), basis)] + cache[:1]
     return basis
 
-# %% ../nbs/02_layer.ipynb #16d4f03a
+# %% ../nbs/02_layer.ipynb #14667462
 def flatten_params(params:list, # list of per-layer dicts of arrays
                   )->tuple: # (flat float64 vector, `unflatten` function mapping such a vector back)
     "Concatenate a list of parameter dicts into one vector, and return the cheap inverse for autograd tracing"
@@ -213,7 +213,7 @@ def flatten_params(params:list, # list of per-layer dicts of arrays
         return res
     return flat, unflatten
 
-# %% ../nbs/02_layer.ipynb #5974031f
+# %% ../nbs/02_layer.ipynb #d7993aaa
 def layer_forward(layer:KANLayer, # layer state
                   p:dict, # layer parameters
                   x:np.ndarray, # (batch, in_dim) inputs
@@ -237,7 +237,12 @@ def layer_forward(layer:KANLayer, # layer state
         out = out + anp.reshape(anp.dot(v, onehot), out.shape)
     return anp.einsum('bij->bj', out), out  # einsum: numpy's sum over axis 1 is slow for few outputs
 
-# %% ../nbs/02_layer.ipynb #4bcbfcef
+# %% ../nbs/02_layer.ipynb #8b2b3f4f
+@functools.lru_cache(maxsize=256)
+def _jvp_of(fn):
+    "autograd's forward-mode operator of `fn`, built once per function (building it costs more than a small trace)"
+    return make_jvp(fn)
+
 def _symbolic_parts(layer, p, x):
     "Active symbolic edges (ii, jj), their affine rows, and f(z), f'(z) at z = a x + b, each (batch, n_edges); None if none"
     groups = list(_symbolic_groups(layer).values())
@@ -251,8 +256,8 @@ def _symbolic_parts(layer, p, x):
     for (fn, _, _), lo, hi in zip(groups, bounds[:-1], bounds[1:]):
         if hasattr(fn, 'deriv'):  # a derivative supplied with the function: no tracing at all
             f[:, lo:hi], df[:, lo:hi] = fn(z[:, lo:hi]), fn.deriv(z[:, lo:hi])
-        else:  # forward mode, one small trace per function; fn acts elementwise, so the tangent of ones is f'(z)
-            f[:, lo:hi], df[:, lo:hi] = make_jvp(fn)(z[:, lo:hi])(np.ones((len(z), hi - lo)))
+        else:  # one small forward-mode trace per function. fn acts elementwise, so the tangent of ones is f'(z)
+            f[:, lo:hi], df[:, lo:hi] = _jvp_of(fn)(z[:, lo:hi])(np.ones((len(z), hi - lo)))
     return ii, jj, affine, f, df
 
 def layer_value(layer:KANLayer, # layer state

@@ -7,13 +7,13 @@ Docs: https://kan-nb.github.io/kan_nb/regularization.html.md"""
 # %% auto #0
 __all__ = ['VAR_EPS', 'edge_std', 'edge_magnitudes', 'layer_entropy']
 
-# %% ../nbs/06_regularization.ipynb #b334fe7a
+# %% ../nbs/06_regularization.ipynb #c850cbfb
 import numpy as np
 import autograd.numpy as anp
 from fastcore.basics import patch
 from .network import KAN, check_number
 
-# %% ../nbs/06_regularization.ipynb #c2005cb0
+# %% ../nbs/06_regularization.ipynb #1ce0e5a6
 VAR_EPS = 1e-16  # added to variances before sqrt, so gradients stay finite at zero spread
 
 def edge_std(v, # (batch, ...) values, one row per sample
@@ -27,7 +27,7 @@ def edge_magnitudes(acts:list, # per layer, dict(x=(batch, in), edges=(batch, in
     "pykan's edge magnitude: std of the activation over std of the edge's input plus 0.1"
     return [edge_std(a['edges']) / (edge_std(a['x']) + 0.1)[:, None] for a in acts]
 
-# %% ../nbs/06_regularization.ipynb #8150ead4
+# %% ../nbs/06_regularization.ipynb #70e2599b
 def layer_entropy(mag, # (in, out) edge magnitudes of one layer
                  ): # scalar: mean row entropy plus mean column entropy, in bits
     "Entropy of the incoming magnitudes of each output node plus that of the outgoing ones of each input node"
@@ -37,7 +37,7 @@ def layer_entropy(mag, # (in, out) edge magnitudes of one layer
     s_out = -anp.mean(anp.sum(p_out * anp.log2(p_out + 1e-4), axis=1))
     return s_in + s_out
 
-# %% ../nbs/06_regularization.ipynb #1d1268fa
+# %% ../nbs/06_regularization.ipynb #27675444
 @patch
 def reg(self:KAN, params:list, # parameter pytree, as `model.params`
         acts:list, # per layer, dict(x=(batch, in), edges=(batch, in, out)), from `_forward(..., edges=True)`
@@ -59,7 +59,7 @@ def reg(self:KAN, params:list, # parameter pytree, as `model.params`
         if lamb_coefdiff: total = total + lamb_coefdiff * anp.sum(anp.mean(anp.abs(coef[..., 1:] - coef[..., :-1]), axis=2))
     return total
 
-# %% ../nbs/06_regularization.ipynb #69d5bd9e
+# %% ../nbs/06_regularization.ipynb #f0df9c5c
 def _batch_sum(v):
     "Sum over the first axis, as one product with a vector of ones"
     return (np.ones(len(v)) @ v.reshape(len(v), -1)).reshape(v.shape[1:])
@@ -89,7 +89,7 @@ def reg_value_grad(self:KAN, params:list, # parameter pytree, as `model.params`
                    lamb_entropy:float=2., # weight mu_2 of the row and column entropies
                    lamb_coef:float=0., # weight of the mean |coefficient| of each edge
                    lamb_coefdiff:float=0., # weight of the mean |difference of neighbouring coefficients| of each edge
-                  )->tuple: # (penalty, gradients shaped like `params`, gradients shaped like `acts`)
+                  )->tuple: # (penalty, per layer a dict of gradients of the parameters it depends on, gradients shaped like `acts`)
     "`reg` and its gradients with respect to `params` and `acts`, written out by hand for `fit`"
     for name, value in dict(lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef,
                             lamb_coefdiff=lamb_coefdiff).items():
@@ -110,9 +110,10 @@ def reg_value_grad(self:KAN, params:list, # parameter pytree, as `model.params`
         g_acts.append(dict(x=c_x * (g_s_x / (n1 * s_x)), edges=c_edges * (g_mag / (denom * n1 * s_edges))))
     g_params = []
     for p in params:
-        g = {key: np.zeros_like(v) for key, v in p.items()}
+        g = {}  # only 'coef', and only when a coefficient term is on: the other gradients are zero
         coef = p['coef']  # (in, out, G+k)
         n = coef.shape[2]
+        if lamb_coef or lamb_coefdiff: g['coef'] = np.zeros_like(coef)
         if lamb_coef:
             total = total + lamb_coef * np.abs(coef).mean(2).sum()
             g['coef'] += lamb_coef / n * np.sign(coef)
@@ -124,3 +125,5 @@ def reg_value_grad(self:KAN, params:list, # parameter pytree, as `model.params`
             g['coef'][..., :-1] -= step
         g_params.append(g)
     return total, g_params, g_acts
+
+KAN.reg_value_grad.penalty = KAN.reg  # the penalty it differentiates: `fit` uses autograd instead if `reg` is replaced

@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/symbolic.html.md"""
 # %% auto #0
 __all__ = ['EPS', 'EXP_MAX', 'SymbolicFunction', 'SYMBOLIC_LIB', 'A_MIN', 'Suggestion', 'add_symbolic', 'fit_params', 'ex_round']
 
-# %% ../nbs/09_symbolic.ipynb #9384a564
+# %% ../nbs/09_symbolic.ipynb #c58bd9b1
 import numbers
 from collections import namedtuple
 import numpy as np
@@ -18,7 +18,7 @@ from .bspline import coef2curve
 from .layer import silu, layer_forward
 from .network import KAN, check_int, check_number, check_array
 
-# %% ../nbs/09_symbolic.ipynb #1189ad3e
+# %% ../nbs/09_symbolic.ipynb #367b7419
 EPS = 1e-12  # distance kept from a pole or a domain boundary
 EXP_MAX = 100.  # largest argument of exp, so squared residuals stay finite
 
@@ -67,7 +67,7 @@ SYMBOLIC_LIB = {
     'gaussian': SymbolicFunction(lambda z: anp.exp(-z * z), lambda z: sympy.exp(-z**2), 3, None),
 }
 
-# %% ../nbs/09_symbolic.ipynb #0479b0aa
+# %% ../nbs/09_symbolic.ipynb #4e97394b
 def add_symbolic(name:str, # name used in `lib` lists, `fix_symbolic` and the formula
                  numpy_fn, # autograd-compatible function of an array, finite wherever training may evaluate it
                  sympy_fn, # the same function of a SymPy expression
@@ -97,7 +97,7 @@ def add_symbolic(name:str, # name used in `lib` lists, `fix_symbolic` and the fo
         raise ValueError(f'sympy_fn must return a SymPy expression; got {type(expr).__name__}.')
     SYMBOLIC_LIB[name] = SymbolicFunction(numpy_fn, sympy_fn, complexity, domain)
 
-# %% ../nbs/09_symbolic.ipynb #7e913ea4
+# %% ../nbs/09_symbolic.ipynb #a4a13aea
 def _r2_rows(F, y):
     "Squared correlation of y with every row of F (..., n_samples); 0 for a constant row"
     Fc = F - F.mean(-1, keepdims=True)
@@ -118,7 +118,7 @@ def _grid_r2(entry, u, y, a_values, b_values):
     if not valid.all(): F = np.where(valid[..., None], F, 0.)
     return np.where(valid, _r2_rows(F, y), -np.inf)
 
-# %% ../nbs/09_symbolic.ipynb #7540d072
+# %% ../nbs/09_symbolic.ipynb #cf7d3238
 def _symmetries(fn):
     "Parity (+1 even, -1 odd, 0 neither) and shift law (-1 if f(z+π) = -f(z), +1 if f(z+π) = f(z), else 0)"
     z = np.array([0.13, 0.37, 0.61, 0.89])
@@ -153,7 +153,7 @@ def _linear_fit(f, y):
     r2 = 1. - (res @ res) / var_y if var_y > 0 else 1.
     return c, d, float(np.clip(r2, 0., 1.))
 
-# %% ../nbs/09_symbolic.ipynb #f9a2740b
+# %% ../nbs/09_symbolic.ipynb #11594f98
 def _lookup(fn):
     "Library entry for a name, or an entry without domain test for a function"
     if isinstance(fn, str):
@@ -207,7 +207,7 @@ def _search(entry, s, a_range=(-10, 10), b_range=(-10, 10), grid_number=51, iter
     a, b, c = _canonical(entry.fn, a, b, c)
     return np.array([a, b, c, d]), r2
 
-# %% ../nbs/09_symbolic.ipynb #df6b6aba
+# %% ../nbs/09_symbolic.ipynb #6ad9cf38
 def fit_params(x:np.ndarray, # (n,) inputs of the edge
                y:np.ndarray, # (n,) outputs of the edge
                fn, # library name such as 'sin', or an autograd-compatible function
@@ -222,7 +222,7 @@ def fit_params(x:np.ndarray, # (n,) inputs of the edge
     grid_number, iteration = check_int('grid_number', grid_number, 3), check_int('iteration', iteration)
     return _search(entry, _prepare(x, y), a_range, b_range, grid_number, iteration)
 
-# %% ../nbs/09_symbolic.ipynb #dbb5c4b7
+# %% ../nbs/09_symbolic.ipynb #c39afafc
 def _check_edge(model, l, i, j):
     "Validated (l, i, j) of an edge of `model`"
     l = check_int('l', l, 0)
@@ -251,7 +251,7 @@ def _numeric_branch(layer, p, x):
     spline = coef2curve(x, layer.grid, p['coef'], layer.k)  # (batch, in_dim, out_dim)
     return silu(x)[:, :, None] * p['scale_base'] + spline * p['scale_sp']
 
-# %% ../nbs/09_symbolic.ipynb #e76d2420
+# %% ../nbs/09_symbolic.ipynb #ae2be44d
 Suggestion = namedtuple('Suggestion', 'name r2 complexity score params')
 Suggestion.__doc__ = "A ranked candidate: library name, r2, complexity, score (lower is better), (a, b, c, d)"
 
@@ -282,7 +282,7 @@ def _rank(x, y, lib, weight_simple):
         res.append(Suggestion(name, r2, complexity, float(score), params))
     return sorted(res, key=lambda s: s.score)
 
-# %% ../nbs/09_symbolic.ipynb #a6951aaf
+# %% ../nbs/09_symbolic.ipynb #a95ddc54
 @patch
 def suggest_symbolic(self:KAN, l:int, # layer index
                      i:int, # input node of the edge
@@ -299,7 +299,7 @@ def suggest_symbolic(self:KAN, l:int, # layer index
     y = _numeric_branch(self.layers[l], self.params[l], xl)[:, i, j]
     return _rank(xl[:, i], y, lib, weight_simple)[:topk]
 
-# %% ../nbs/09_symbolic.ipynb #e6e5b245
+# %% ../nbs/09_symbolic.ipynb #b7dfe137
 def _set_symbolic(model, l, i, j, name, params):
     "Switch edge (l, i, j) to c·f(a·x+b)+d with the library function `name`"
     layer = model.layers[l]
@@ -314,7 +314,7 @@ def _check_not_pruned(model, l, i, j):
     if layer.mask[i, j] == 0 and layer.sym_mask[i, j] == 0:
         raise ValueError(f'edge ({l},{i},{j}) is pruned: both its numeric and its symbolic branch are off.')
 
-# %% ../nbs/09_symbolic.ipynb #dec59f3e
+# %% ../nbs/09_symbolic.ipynb #85faff3b
 @patch
 def fix_symbolic(self:KAN, l:int, # layer index
                  i:int, # input node of the edge
@@ -337,7 +337,7 @@ def fix_symbolic(self:KAN, l:int, # layer index
     if verbose: print(f'fixing ({l},{i},{j}) with {name}' + ('' if r2 is None else f', r2={r2:.10f}'))
     return self
 
-# %% ../nbs/09_symbolic.ipynb #d40fe9a7
+# %% ../nbs/09_symbolic.ipynb #479d8e8b
 @patch
 def unfix_symbolic(self:KAN, l:int, # layer index
                    i:int, # input node of the edge
@@ -355,7 +355,7 @@ def unfix_symbolic(self:KAN, l:int, # layer index
     self.params[l]['affine'] = affine
     return self
 
-# %% ../nbs/09_symbolic.ipynb #3a859863
+# %% ../nbs/09_symbolic.ipynb #5245b877
 @patch
 def auto_symbolic(self:KAN, lib:list|None=None, # candidate names; the whole `SYMBOLIC_LIB` if None
                   r2_threshold:float=0., # fix an edge only if its best candidate reaches this r2
@@ -381,7 +381,7 @@ def auto_symbolic(self:KAN, lib:list|None=None, # candidate names; the whole `SY
         xl = layer_forward(layer, self.params[l], xl)
     return self
 
-# %% ../nbs/09_symbolic.ipynb #cc65abf8
+# %% ../nbs/09_symbolic.ipynb #01c3477c
 _ODD = (sympy.sin, sympy.tan, sympy.tanh, sympy.atan, sympy.asin, sympy.atanh, sympy.sign)
 _EVEN = (sympy.cos,)
 
@@ -434,7 +434,7 @@ def _tidy(e):
     e = _tidy_tree(e)
     return e.xreplace({v: sympy.Integer(int(v)) for v in e.atoms(sympy.Float) if v in (1, -1)})
 
-# %% ../nbs/09_symbolic.ipynb #565d5285
+# %% ../nbs/09_symbolic.ipynb #5ac84122
 def ex_round(expr, # SymPy expression
              digits:int, # decimals to keep
             ):
@@ -443,9 +443,15 @@ def ex_round(expr, # SymPy expression
     def rounded(v):
         r = round(float(v), digits)
         return sympy.Integer(int(r)) if r == int(r) else sympy.Float(r, max(15, digits + 2))
-    return expr.xreplace({v: rounded(v) for v in expr.atoms(sympy.Float)})
+    # rounding a constant inside a function, such as sin(1.57079), lets SymPy evaluate it to a new
+    # unrounded number, so repeat until no number changes
+    for _ in range(10):
+        new = expr.xreplace({v: rounded(v) for v in expr.atoms(sympy.Float)})
+        if new == expr: break
+        expr = new
+    return expr
 
-# %% ../nbs/09_symbolic.ipynb #9b25ad05
+# %% ../nbs/09_symbolic.ipynb #e41456b8
 def _check_var(model, var):
     "SymPy symbols of the network inputs: x_1..x_n, or the names given"
     n = model.width[0]
@@ -473,7 +479,7 @@ def _edge_expr(layer, p, l, i, j, xi, keep_numeric):
         e = e + sympy.Function(f'phi_{l},{i},{j}')(xi)
     return e
 
-# %% ../nbs/09_symbolic.ipynb #97b6880d
+# %% ../nbs/09_symbolic.ipynb #ec8c1a4a
 @patch
 def symbolic_formula(self:KAN, var:list|None=None, # names of the inputs; x_1 .. x_n if None
                      digits:int|None=None, # round every number to this many decimals; no rounding if None
@@ -497,7 +503,7 @@ def symbolic_formula(self:KAN, var:list|None=None, # names of the inputs; x_1 ..
     if digits is not None: exprs = [ex_round(e, digits) for e in exprs]
     return exprs
 
-# %% ../nbs/09_symbolic.ipynb #51f77456
+# %% ../nbs/09_symbolic.ipynb #b9ac9ede
 @patch
 def symbolic_latex(self:KAN, var:list|None=None, # names of the inputs; x_1 .. x_n if None
                    digits:int|None=4, # round every number to this many decimals; no rounding if None
@@ -505,7 +511,7 @@ def symbolic_latex(self:KAN, var:list|None=None, # names of the inputs; x_1 .. x
     "The network's formula as LaTeX, one string per output"
     return [sympy.latex(e) for e in self.symbolic_formula(var=var, digits=digits)]
 
-# %% ../nbs/09_symbolic.ipynb #c42bac65
+# %% ../nbs/09_symbolic.ipynb #f2ce9e3e
 @patch
 def symbolic_function(self:KAN, digits:int|None=None, # round the numbers first; no rounding if None
                      ): # function of a (batch, width[0]) array returning (batch, width[-1])

@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/training.html.md"""
 # %% auto #0
 __all__ = ['MIN_RELATIVE_RANGE', 'ITERS_PER_STEP', 'create_dataset', 'check_dataset', 'mse', 'rmse', 'DivergenceError']
 
-# %% ../nbs/04_training.ipynb #f5055501
+# %% ../nbs/04_training.ipynb #49a79a77
 import sys
 import warnings
 import numpy as np
@@ -20,7 +20,7 @@ from .bspline import extend_grid, coef2curve, curve2coef
 from .layer import layer_forward, layer_value, layer_backward, flatten_params, symbolic_values
 from .network import KAN, check_array, check_int, check_number
 
-# %% ../nbs/04_training.ipynb #7fc6c080
+# %% ../nbs/04_training.ipynb #1cfb7657
 def _check_ranges(ranges, n_var):
     r = np.asarray(ranges, dtype=float)
     if r.shape == (2,): r = np.tile(r, (n_var, 1))
@@ -52,7 +52,7 @@ def _standardize(train, test):
     sd = np.where(sd > 0, sd, 1.)
     return (train - mu) / sd, (test - mu) / sd
 
-# %% ../nbs/04_training.ipynb #9df2b1c9
+# %% ../nbs/04_training.ipynb #3f6b3dea
 def create_dataset(f, # function of an (N, n_var) array returning (N, n_out) labels
                    n_var:int=2, # number of input variables
                    f_mode:str='col', # 'col': f(x) with x (N, n_var); 'row': f(x.T)
@@ -78,7 +78,7 @@ def create_dataset(f, # function of an (N, n_var) array returning (N, n_out) lab
     if normalize_label: train_label, test_label = _standardize(train_label, test_label)
     return dict(train_input=train_input, train_label=train_label, test_input=test_input, test_label=test_label)
 
-# %% ../nbs/04_training.ipynb #6c3b1fa9
+# %% ../nbs/04_training.ipynb #9784ff1f
 _KEYS = ('train_input', 'train_label', 'test_input', 'test_label')
 
 def check_dataset(dataset:dict, # dict with train_input, train_label, test_input, test_label
@@ -98,7 +98,7 @@ def check_dataset(dataset:dict, # dict with train_input, train_label, test_input
             raise ValueError(f'dataset has {n_x} {part}_input rows but {n_y} {part}_label rows; they must match.')
     return res
 
-# %% ../nbs/04_training.ipynb #e50921ec
+# %% ../nbs/04_training.ipynb #bca6e24c
 def mse(pred, target):
     "Mean squared error, averaged over samples and outputs"
     return anp.mean((pred - target)**2)
@@ -107,11 +107,12 @@ def rmse(pred, target):
     "Root mean squared error"
     return float(np.sqrt(np.mean((pred - target)**2)))
 
-# %% ../nbs/04_training.ipynb #50a58d0d
+# %% ../nbs/04_training.ipynb #6b89e2ef
 def _reg_value_grad(model, reg_args):
     "Function (params, acts) -> (penalty, gradient for params, gradient for acts) of the model's regulariser"
-    if hasattr(model, 'reg_value_grad'):
-        return lambda params, acts: model.reg_value_grad(params, acts, **reg_args)
+    by_hand = getattr(model, 'reg_value_grad', None)
+    if by_hand is not None and getattr(by_hand, 'penalty', None) is getattr(model.reg, '__func__', None):
+        return lambda params, acts: by_hand(params, acts, **reg_args)
     traced = value_and_grad(lambda params, acts: model.reg(params, acts, **reg_args), argnum=(0, 1))
     def reg_value_grad(params, acts):
         value, (g_params, g_acts) = traced(params, acts)
@@ -139,10 +140,10 @@ def _value_and_grad_mse(model, params, x, y, lamb=0., reg_value_grad=None):
         grads[l], g_x = layer_backward(model.layers[l], params[l], tapes[l], g, g_edges, need_x=l > 0)
         if l > 0: g = g_x + lamb * g_acts[l]['x'] if with_acts else g_x
     if with_acts:
-        grads = [{key: gl[key] + lamb * gp[key] for key in gl} for gl, gp in zip(grads, g_penalty)]
+        grads = [{key: gl[key] + lamb * gp[key] if key in gp else gl[key] for key in gl} for gl, gp in zip(grads, g_penalty)]
     return value, grads
 
-# %% ../nbs/04_training.ipynb #c8f31990
+# %% ../nbs/04_training.ipynb #b4e72aa8
 MIN_RELATIVE_RANGE = 1e-8  # a feature varying by less than this fraction of its magnitude keeps its knots
 
 def _adaptive_grid(x, old_grid, G, k, grid_eps):
@@ -167,7 +168,7 @@ def _adaptive_grid(x, old_grid, G, k, grid_eps):
     grid[keep] = old_grid[keep]
     return grid
 
-# %% ../nbs/04_training.ipynb #598615db
+# %% ../nbs/04_training.ipynb #fbf8870e
 def _degenerate_inputs(l, layer, x):
     "Describe the inputs `x` (batch, in_dim) of layer `l` that vary too little, and those with too few values"
     xs = np.sort(x, axis=0)
@@ -218,7 +219,7 @@ def update_grid_from_samples(self:KAN, x:np.ndarray, # (batch, width[0]) samples
     _warn_degenerate(narrow, few)
     return self
 
-# %% ../nbs/04_training.ipynb #00cc5b08
+# %% ../nbs/04_training.ipynb #72b7d781
 ITERS_PER_STEP = 20  # L-BFGS iterations in one step, as in pykan's fit
 
 class _NonFinite(Exception):
@@ -267,7 +268,7 @@ def _adam(gradient_fn, params, n_steps, on_step, lr, batches):
     final = adam(gradient, params, callback=lambda p, step, g: step and on_step(p, None), num_iters=n_steps, step_size=lr)
     if n_steps: on_step(final, None)
 
-# %% ../nbs/04_training.ipynb #018c8f9f
+# %% ../nbs/04_training.ipynb #8e066e46
 def _check_fit_args(opt, steps, log, lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, update_grid, grid_update_num,
                     lr, start_grid_update_step, stop_grid_update_step, batch, loss_fn, progress):
     if opt not in ('LBFGS', 'Adam'):
@@ -299,7 +300,7 @@ def _grid_update_steps(steps, update_grid, grid_update_num, start, stop):
     every = max(1, stop // grid_update_num)
     return {s for s in range(steps) if s % every == 0 and start <= s < stop}
 
-# %% ../nbs/04_training.ipynb #6e33eb73
+# %% ../nbs/04_training.ipynb #4808a9fe
 class _Progress:
     "A one-line progress bar on stderr, redrawn every `log` steps"
     def __init__(self, steps, log, show):
@@ -313,7 +314,7 @@ class _Progress:
         if step == self.steps: sys.stderr.write('\n')
         sys.stderr.flush()
 
-# %% ../nbs/04_training.ipynb #0d5b646e
+# %% ../nbs/04_training.ipynb #a2135eb8
 class DivergenceError(FloatingPointError):
     "Error of a training run that met a NaN or inf loss or gradient, with its `step`, `location` and partial `history`"
     def __init__(self, message, step, location, history):
@@ -344,7 +345,7 @@ def _find_non_finite(model, params, x, y, loss_fn, objective):
         if (name := _first_bad(g)) is not None: return f"the gradient of the loss with respect to '{name}' of layer {l}"
     return 'the loss or its gradient on a mini-batch'
 
-# %% ../nbs/04_training.ipynb #553a6713
+# %% ../nbs/04_training.ipynb #32c6d7fb
 @patch
 def fit(self:KAN, dataset:dict, # train_input, train_label, test_input, test_label
         opt:str='LBFGS', # 'LBFGS' (full batch unless `batch` is set) or 'Adam'
@@ -420,7 +421,10 @@ def fit(self:KAN, dataset:dict, # train_input, train_label, test_input, test_lab
         idx = self.rng.choice(len(x_train), batch, replace=False)
         return x_train[idx], y_train[idx]
 
-    updates = _grid_update_steps(steps, update_grid, grid_update_num, start_grid_update_step, stop_grid_update_step)
+    # with no numeric edge left, a grid update could only move knots that no edge uses, and it would restart L-BFGS
+    numeric = any(layer.mask.any() for layer in self.layers)
+    updates = _grid_update_steps(steps, update_grid and numeric, grid_update_num, start_grid_update_step,
+                                 stop_grid_update_step)
     bounds = sorted(updates | {0, steps})
     try:
         with np.errstate(all='ignore'):  # NaN and inf are caught and reported below, not warned about

@@ -229,7 +229,7 @@ def data():
 
 
 @pytest.mark.parametrize("lamb", [0.0, 0.1])
-def test_value_and_grad_matches_autograd_and_finite_differences(lamb, data):
+def test_hand_gradient_matches_autograd_and_differences(lamb, data):
     model = symbolic_model()
     x = data["train_input"]
     y = np.concatenate([data["train_label"], np.cos(data["train_label"])], axis=1)
@@ -245,7 +245,7 @@ def test_value_and_grad_matches_autograd_and_finite_differences(lamb, data):
     g = flatten(grads)[0]
     assert abs(value - objective(flat)) < 1e-13
     np.testing.assert_allclose(g, grad(objective)(flat), rtol=0, atol=1e-12)
-    h = 1e-4  # a fourth-order central difference: its error is about 1e-11 here
+    h = 1e-4  # for a fourth-order central difference, whose error is about 1e-11 here
     for idx in np.random.default_rng(3).choice(len(flat), 40, replace=False):
         e = np.zeros_like(flat)
         e[idx] = h
@@ -267,8 +267,8 @@ def test_reg_value_grad_matches_autograd_on_dead_node():
     assert abs(value - model.reg(model.params, acts, *weights)) < 1e-12
     for got, ref in zip(g_params + g_acts, ref_params + ref_acts):
         for key in ref:
-            assert np.isfinite(got[key]).all()
-            np.testing.assert_allclose(got[key], ref[key], atol=1e-12, err_msg=key)
+            assert np.isfinite(got.get(key, 0.0)).all()
+            np.testing.assert_allclose(got.get(key, 0.0), ref[key], atol=1e-12, err_msg=key)
 
 
 def test_fit_fast_path_follows_autograd_path(data):

@@ -176,3 +176,24 @@ def test_recipe_prunes_to_one_hidden_node(seed):
     assert model.prune() is model
     assert model.width == [2, 1, 1]
     assert rmse(model) < 1.5 * before  # prune_edge may mask a weak edge of the kept node; pykan retrains after this
+
+
+def test_prune_drops_node_whose_outgoing_edges_were_cut():
+    data = create_dataset(lambda x: np.sin(3 * x[:, [0]]) + x[:, [1]] ** 2, n_var=2, train_num=200, test_num=50, seed=0)
+    model = KAN([2, 3, 1], grid=3, seed=0)
+    model.fit(data, steps=3)
+    model.params[1]["scale_base"][0, 0] *= 0.05  # weaken the only outgoing edge of hidden node 0
+    model.params[1]["scale_sp"][0, 0] *= 0.05
+    scores = model.attribute()
+    weak_edge = scores["edge_scores"][1][0, 0]
+    other_edges = np.delete(scores["edge_scores"][1][:, 0], 0)
+    assert weak_edge < other_edges.min()
+    # the node survives prune_node (its score exceeds node_th) but prune_edge cuts its outgoing edge
+    node_th, edge_th = weak_edge / 2, (weak_edge + other_edges.min()) / 2
+    assert scores["node_scores"][1][0] > node_th
+    masked = copy.deepcopy(model)
+    masked.prune_edge(edge_th)
+    model.prune(node_th=node_th, edge_th=edge_th)
+    assert model.width == [2, 2, 1]
+    x = data["test_input"]
+    np.testing.assert_allclose(model(x), masked(x), rtol=0, atol=1e-13)
