@@ -1,6 +1,6 @@
 """The offline documentation site in `_docs/`, checked statically and in headless Chromium.
 
-`make docs` builds the site; when `_docs/` contains no Sphinx build these tests build it first.
+`make docs` builds the site; when `_docs/` has no Sphinx build, or one older than a notebook, these tests build it first.
 The browser tests need Debian's chromium and chromium-driver (/usr/bin/chromium and
 /usr/bin/chromedriver), which `.ci/run` installs. Elsewhere they skip when those are missing,
 but with CI=true a missing browser or site is a failure.
@@ -44,8 +44,10 @@ def skip_or_fail(reason):
 
 @pytest.fixture(scope="module")
 def site():
-    """The built site folder, built with `docs/build_docs.py --sphinx` if it is missing."""
-    if not (SITE / "searchindex.js").exists():
+    """The built site folder, built with `docs/build_docs.py --sphinx` if it is missing or older than a notebook."""
+    index = SITE / "searchindex.js"
+    newest_notebook = max(p.stat().st_mtime for p in (ROOT / "nbs").glob("*.ipynb"))
+    if not index.exists() or index.stat().st_mtime < newest_notebook:
         try:
             import myst_nb  # noqa: F401
             import sphinx_book_theme  # noqa: F401
