@@ -254,8 +254,6 @@ def test_hand_gradient_matches_autograd_and_differences(lamb, data):
 
 
 def test_reg_value_grad_matches_autograd_on_dead_node():
-    if not hasattr(KAN, "reg_value_grad"):
-        pytest.skip("the regularisation chapter does not provide reg_value_grad")
     model = KAN([2, 3, 1], grid=3, seed=1)
     model.layers[0].mask[:, 2] = 0.0  # hidden node 2 is constant
     model.layers[1].mask[0, 0] = 0.0

@@ -107,7 +107,6 @@ def test_masked_model_round_trips(trained, data, tmp_path):
 
 
 def test_pruned_model_round_trips(data, tmp_path):
-    pytest.importorskip("kan_nb.pruning")
     model = KAN([2, 5, 1], grid=5, seed=0)
     model.fit(data, steps=10, lamb=1e-2)
     model.prune()
@@ -119,7 +118,6 @@ def test_pruned_model_round_trips(data, tmp_path):
 
 
 def test_grid_extended_model_round_trips(data, tmp_path):
-    pytest.importorskip("kan_nb.grid")
     model = KAN([2, 3, 1], grid=3, seed=0)
     model.fit(data, steps=3)
     model.grid_extend(8)

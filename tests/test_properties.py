@@ -130,7 +130,6 @@ def test_grid_update_on_any_data_gives_valid_knots(x, G, grid_eps, seed):
 @settings(max_examples=10, deadline=None)
 @given(G=st.integers(3, 6), factor=st.integers(2, 3), seed=st.integers(0, 50))
 def test_grid_extension_keeps_function(G, factor, seed):
-    pytest.importorskip("kan_nb.grid")
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (300, 2))
     y = np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2
@@ -146,7 +145,6 @@ def test_grid_extension_keeps_function(G, factor, seed):
 @settings(max_examples=10, deadline=None)
 @given(hidden=st.integers(3, 5), n_dead=st.integers(1, 2), seed=st.integers(0, 50))
 def test_pruning_dead_nodes_keeps_output_exactly(hidden, n_dead, seed):
-    pytest.importorskip("kan_nb.pruning")
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (200, 2))
     model = KAN([2, hidden, 1], grid=5, seed=seed)

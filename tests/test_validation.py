@@ -169,7 +169,6 @@ def test_failed_calls_leave_model_unchanged(data):
 
 
 def test_failed_symbolic_calls_leave_model_unchanged(data):
-    pytest.importorskip("kan_nb.symbolic")
     model = KAN([2, 3, 1], grid=5, seed=0)
     model.fit(data, steps=2)
     calls = [
