@@ -13,13 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _directives(cell):
-    "Return the set of `#|` directive names at the top of a code cell."
-    names = set()
+    "Return the `#|` directives at the top of a code cell as a dict of name to value."
+    found = {}
     for line in cell.source.splitlines():
         if not line.startswith("#|"):
             break
-        names.add(line[2:].strip().split(":")[0].split(" ")[0].strip())
-    return names
+        name, _, value = line[2:].strip().partition(":")
+        name = name.split(" ")[0].strip()
+        found[name] = value.strip() or line[2:].strip()[len(name):].strip()
+    return found
 
 
 def _strip_directives(source):
@@ -34,11 +36,11 @@ def build_readme(nb_path=ROOT / "nbs" / "index.ipynb"):
         if cell.cell_type == "raw":
             continue
         if cell.cell_type == "code":
-            names = _directives(cell)
-            if names & {"hide", "include", "default_exp", "export", "exporti"} or "include: false" in cell.source:
+            directives = _directives(cell)
+            if directives.keys() & {"hide", "default_exp", "export", "exporti"} or directives.get("include") == "false":
                 continue
             cell.source = _strip_directives(cell.source)
-            if "echo: false" in names or "echo" in names:
+            if directives.get("echo") == "false":
                 cell.source = ""
         kept.append(cell)
     nb.cells = kept
