@@ -8,42 +8,134 @@ Docs: https://kan-nb.github.io/kan_nb/bspline.html.md"""
 __all__ = ['LOCAL_MIN_BASES', 'DENSE_MAX_SIZE', 'CHUNK_SIZE', 'extend_grid', 'uniform_grid', 'B_batch', 'B_batch_deriv',
            'coef2curve', 'curve2coef', 'SplineBasis', 'spline_sum', 'spline_edges']
 
-# %% ../nbs/01_bspline.ipynb #deb3c6e4
+# %% ../nbs/01_bspline.ipynb #fa338f87
+import numbers
 import numpy as np
 import scipy.sparse as sparse
 import functools
 import autograd.numpy as anp
 from autograd.extend import primitive, defvjp
+from autograd.tracer import isbox
 
-# %% ../nbs/01_bspline.ipynb #123f6327
-def extend_grid(grid:np.ndarray, # (in_dim, G+1) increasing knots of each feature
-                k:int, # spline order: `k` knots are added on each side
-               )->np.ndarray: # (in_dim, G+2k+1) extended knots
-    "Extend each row of `grid` by `k` knots on each side, spaced by the row's mean interval"
-    grid = np.asarray(grid, dtype=float)
+# %% ../nbs/01_bspline.ipynb #6255435e
+def _is_int(v): return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+
+def _check_int(name, value, min_value):
+    "Return `value` as an int, or raise `ValueError` naming `name` if it is not an integer >= `min_value`"
+    if not _is_int(value) or value < min_value:
+        raise ValueError(f'{name} must be an integer >= {min_value}; got {value!r}.')
+    return int(value)
+
+def _check_number(name, value, min_value=None):
+    "Return `value` as a float, or raise `ValueError` naming `name` if it is not finite or below `min_value`"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f'{name} must be a finite number; got {value!r}.')
+    if min_value is not None and value < min_value:
+        raise ValueError(f'{name} must be >= {min_value}; got {value!r}.')
+    return float(value)
+
+def _as_array(name, value):
+    "Convert `value` to a float array, passing autograd boxes through unchanged"
+    if isbox(value): return value
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f'{name} must be a numeric array; got {type(value).__name__}.') from None
+
+def _check_x(x, in_dim, name='x'):
+    "Return `x` as a float array after checking that its shape is (batch, in_dim); the values are not checked"
+    x = _as_array(name, x)
+    if x.ndim != 2:
+        hint = f' Use {name}.reshape(-1, 1) for a single feature.' if x.ndim == 1 else ''
+        raise ValueError(f'{name} must be a 2-D array of shape (batch, in_dim); got shape {x.shape}.{hint}')
+    if x.shape[1] != in_dim:
+        raise ValueError(f'{name} has {x.shape[1]} columns but grid has {in_dim} rows; '
+                         f'pass one grid row per input feature (column of {name}).')
+    return x
+
+def _check_grid(grid, k, values=True, extended=True):
+    "Return `grid` as a float array (in_dim, n_knots) after checking its shape, and with `values` that its knots are finite and increasing"
+    grid = _as_array('grid', grid)
+    shape = '(in_dim, G+2k+1)' if extended else '(in_dim, G+1)'
+    if grid.ndim != 2:
+        hint = ' Use grid.reshape(1, -1) for a single feature.' if grid.ndim == 1 else ''
+        raise ValueError(f'grid must be a 2-D array of knots of shape {shape}, one row per input feature; '
+                         f'got shape {grid.shape}.{hint}')
+    min_knots = 2 * k + 2 if extended else 2  # G >= 1 interval
+    if grid.shape[0] == 0 or grid.shape[1] < min_knots:
+        need = f'an extended grid for k={k} has G+2k+1 >= {min_knots} knots per row' if extended else \
+               'a grid needs at least 2 knots per row (G >= 1)'
+        raise ValueError(f'grid has shape {grid.shape}, which is too small: {need}, and it needs at least one row. '
+                         'Build it with uniform_grid or extend_grid.')
+    if values:
+        if not np.isfinite(grid).all():
+            raise ValueError(f'grid contains NaN or inf, first in row {np.argwhere(~np.isfinite(grid))[0, 0]}. '
+                             'Every knot must be finite.')
+        steps = np.diff(grid, axis=1)
+        if not (steps > 0).all():
+            r, c = np.argwhere(~(steps > 0))[0]
+            raise ValueError(f'grid must be strictly increasing along each row; row {r} has knots '
+                             f'{float(grid[r, c])!r} and {float(grid[r, c + 1])!r} at positions {c} and {c + 1}. '
+                             'Sort the knots and remove duplicates: equal knots give 0/0 in the Cox–de Boor recursion.')
+    return grid
+
+# %% ../nbs/01_bspline.ipynb #b3fce85e
+def _extend(grid, k):
+    "Extend `grid` like `extend_grid` does, without checks, for grids already checked"
     h = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # (in_dim, 1)
     steps = np.arange(1, k + 1)
     left = grid[:, :1] - h * steps[::-1]
     right = grid[:, -1:] + h * steps
     return np.concatenate([left, grid, right], axis=1)
 
-# %% ../nbs/01_bspline.ipynb #3ac23c6f
+def extend_grid(grid:np.ndarray, # (in_dim, G+1) increasing knots of each feature
+                k:int, # spline order: `k` knots are added on each side
+               )->np.ndarray: # (in_dim, G+2k+1) extended knots
+    "Extend each row of `grid` by `k` knots on each side, spaced by the row's mean interval"
+    k = _check_int('k', k, 0)
+    grid = _check_grid(grid, k, values=False, extended=False)
+    if (np.diff(grid, axis=1) < 0).any():
+        r = np.argwhere(np.diff(grid, axis=1) < 0)[0, 0]
+        raise ValueError(f'grid must be increasing along each row; row {r} decreases: {grid[r].tolist()}. Sort the knots.')
+    return _extend(grid, k)
+
+# %% ../nbs/01_bspline.ipynb #19ea7e0e
+def _check_range(grid_range):
+    "Return `grid_range` as (low, high) after checking that both are finite and low < high"
+    try:
+        lo, hi = (float(v) for v in grid_range)
+    except (TypeError, ValueError):
+        raise ValueError(f'grid_range must be a pair (low, high); got {grid_range!r}.') from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f'grid_range must be finite with low < high; got {grid_range!r}.')
+    return lo, hi
+
 def uniform_grid(in_dim:int, # number of input features
                  G:int, # number of grid intervals
                  k:int, # spline order
                  grid_range=(-1, 1), # interval covered by the un-extended grid
                 )->np.ndarray: # (in_dim, G+2k+1) extended knots
     "Extended uniform grid with `G` intervals on `grid_range`, one row per input feature"
-    lo, hi = grid_range
-    base = np.tile(np.linspace(lo, hi, G + 1), (in_dim, 1))  # (in_dim, G+1)
-    return extend_grid(base, k)
+    in_dim, G, k = _check_int('in_dim', in_dim, 1), _check_int('G', G, 1), _check_int('k', k, 0)
+    lo, hi = _check_range(grid_range)
+    with np.errstate(over='ignore', invalid='ignore'):  # overflow is reported below
+        row = _extend(np.linspace(lo, hi, G + 1)[None], k)  # (1, G+2k+1)
+    if not np.isfinite(row).all():
+        raise ValueError(f'grid_range {grid_range!r} is too wide: the extended knots overflow float64. Rescale the inputs.')
+    if not (np.diff(row) > 0).all():
+        raise ValueError(f'grid_range {grid_range!r} is too narrow for {G} intervals at its magnitude: '
+                         'neighbouring knots coincide in float64. Widen it or rescale the inputs.')
+    return np.repeat(row, in_dim, axis=0)
 
-# %% ../nbs/01_bspline.ipynb #ea414f8c
-def B_batch(x:np.ndarray, # (batch, in_dim) inputs
-            grid:np.ndarray, # (in_dim, G+2k+1) extended knots, one row per feature
-            k:int, # spline order
-           )->np.ndarray: # (batch, in_dim, G+k) basis values
-    "Order-`k` B-spline bases of every feature of `x` by the Cox–de Boor recursion"
+# %% ../nbs/01_bspline.ipynb #822cd27a
+def _check_spline_args(x, grid, k, min_k=0):
+    "Check (x, grid, k) for the functions that evaluate bases, the knot values included, and return them"
+    k = _check_int('k', k, min_k)
+    grid = _check_grid(grid, k)
+    return _check_x(x, grid.shape[0]), grid, k
+
+def _cox_de_boor(x, grid, k):
+    "Compute `B_batch` without checking the arguments"
     x = x[:, :, None]  # (batch, in_dim, 1)
     t = grid[None]  # (1, in_dim, G+2k+1)
     B = anp.where((x >= t[..., :-1]) & (x < t[..., 1:]), 1.0, 0.0)  # (batch, in_dim, G+2k)
@@ -53,28 +145,46 @@ def B_batch(x:np.ndarray, # (batch, in_dim) inputs
         B = left + right
     return B
 
-# %% ../nbs/01_bspline.ipynb #974cf928
+def B_batch(x:np.ndarray, # (batch, in_dim) inputs
+            grid:np.ndarray, # (in_dim, G+2k+1) extended knots, one row per feature
+            k:int, # spline order
+           )->np.ndarray: # (batch, in_dim, G+k) basis values
+    "Order-`k` B-spline bases of every feature of `x` by the Cox–de Boor recursion"
+    return _cox_de_boor(*_check_spline_args(x, grid, k))
+
+# %% ../nbs/01_bspline.ipynb #5e965bbd
 def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
                   grid:np.ndarray, # (in_dim, G+2k+1) extended knots
                   k:int, # spline order, at least 1
                  )->np.ndarray: # (batch, in_dim, G+k) derivatives dB/dx
     "Derivative with respect to `x` of the order-`k` bases, from the order `k-1` bases"
-    lower = B_batch(x, grid, k - 1)  # (batch, in_dim, G+k+1)
+    x, grid, k = _check_spline_args(x, grid, k, min_k=1)
+    lower = _cox_de_boor(x, grid, k - 1)  # (batch, in_dim, G+k+1)
     t = grid[None]
     left = k / (t[..., k:-1] - t[..., :-(k + 1)]) * lower[..., :-1]
     right = k / (t[..., k + 1:] - t[..., 1:-k]) * lower[..., 1:]
     return left - right
 
-# %% ../nbs/01_bspline.ipynb #4917ebb3
+# %% ../nbs/01_bspline.ipynb #79853731
+def _check_coef(coef, grid, k):
+    "Raise `ValueError` unless `coef` has the shape (in_dim, out_dim, G+k) of `grid`"
+    expected = (grid.shape[0], grid.shape[1] - k - 1)  # (in_dim, G+k)
+    shape = np.shape(coef)
+    if len(shape) != 3 or (shape[0], shape[2]) != expected:
+        raise ValueError(f'coef must have shape (in_dim, out_dim, G+k) = ({expected[0]}, out_dim, {expected[1]}) '
+                         f'for this grid and k={k}; got shape {shape}.')
+
 def coef2curve(x:np.ndarray, # (batch, in_dim) inputs
                grid:np.ndarray, # (in_dim, G+2k+1) extended knots
                coef:np.ndarray, # (in_dim, out_dim, G+k) spline coefficients
                k:int, # spline order
               )->np.ndarray: # (batch, in_dim, out_dim) spline values on every edge
     "Evaluate the spline of every edge (i, j) at the inputs of its feature i"
-    return anp.einsum('bic,ijc->bij', B_batch(x, grid, k), coef)
+    x, grid, k = _check_spline_args(x, grid, k)
+    _check_coef(coef, grid, k)
+    return anp.einsum('bic,ijc->bij', _cox_de_boor(x, grid, k), coef)
 
-# %% ../nbs/01_bspline.ipynb #10c41e1d
+# %% ../nbs/01_bspline.ipynb #6b146c2b
 def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
                y:np.ndarray, # (batch, in_dim, out_dim) target values on every edge
                grid:np.ndarray, # (in_dim, G+2k+1) extended knots
@@ -82,7 +192,18 @@ def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
                lamb:float=0., # ridge weight; 0 gives the minimum-norm least-squares solution
               )->np.ndarray: # (in_dim, out_dim, G+k) coefficients
     "Least-squares spline coefficients that best reproduce `y` at `x`, optionally with a ridge"
-    B = B_batch(x, grid, k)  # (batch, in_dim, G+k)
+    x, grid, k = _check_spline_args(x, grid, k)
+    lamb = _check_number('lamb', lamb)
+    if lamb < 0:
+        raise ValueError(f'lamb is the weight of a ridge term and must be >= 0; got {lamb!r}. Use 0 for plain least squares.')
+    y = _as_array('y', y)
+    if y.ndim != 3 or y.shape[:2] != x.shape:
+        raise ValueError(f'y must have shape (batch, in_dim, out_dim) = ({x.shape[0]}, {x.shape[1]}, out_dim), '
+                         f'one value per sample and edge; got shape {y.shape}.')
+    for name, v in (('x', x), ('y', y)):
+        if len(v) == 0: raise ValueError(f'{name} has no samples; curve2coef needs at least one.')
+        if not np.isfinite(v).all(): raise ValueError(f'{name} contains NaN or inf; curve2coef fits finite samples only.')
+    B = _cox_de_boor(x, grid, k)  # (batch, in_dim, G+k)
     in_dim, n_basis = B.shape[1], B.shape[2]
     if lamb > 0:
         A = np.einsum('bic,bid->icd', B, B) + lamb * np.eye(n_basis)  # (in_dim, G+k, G+k)
@@ -92,10 +213,10 @@ def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
         coef = np.stack([np.linalg.lstsq(B[:, i], y[:, i], rcond=None)[0] for i in range(in_dim)])
     return coef.transpose(0, 2, 1)
 
-# %% ../nbs/01_bspline.ipynb #56f9a9ec
+# %% ../nbs/01_bspline.ipynb #359dbc51
 def _local_values(x, grid, k):
     "Padded index of each sample's first non-zero basis (in_dim, batch), its k+1 values and derivatives (k+1, in_dim, batch)"
-    t = extend_grid(grid, k)  # (in_dim, G+4k+1), padded so every span has k+1 bases
+    t = _extend(grid, k)  # (in_dim, G+4k+1), padded so every span has k+1 bases
     batch, in_dim = x.shape
     n_knots = t.shape[1]
     xt = np.ascontiguousarray(x.T)  # (in_dim, batch): every step below works on whole rows of samples
@@ -123,7 +244,7 @@ def _local_values(x, grid, k):
     np.subtract(slope[:-1], slope[1:], out=dN[1:k])
     return span - k - 1, N, dN
 
-# %% ../nbs/01_bspline.ipynb #cbdfe399
+# %% ../nbs/01_bspline.ipynb #8f8664dd
 LOCAL_MIN_BASES = 8  # grids with at least this many bases (G+k) use the local (sparse) form...
 DENSE_MAX_SIZE = 100_000  # ...unless the dense array batch*in_dim*(G+3k) has at most this many entries
 CHUNK_SIZE = 1 << 16  # edge slopes held at once when summing input gradients on the local form
@@ -135,8 +256,13 @@ class SplineBasis:
                  k:int, # spline order
                  local:bool|None=None, # sparse local-support form; None chooses by grid size
                 ):
+        k = _check_int('k', k, 0)
+        grid = _check_grid(grid, k, values=False)  # shapes only: this runs on every training step
+        x = _check_x(x, grid.shape[0])
+        if local not in (None, True, False): raise ValueError(f'local must be None, True or False; got {local!r}.')
         self.batch, self.in_dim = x.shape
         self.k = k
+        self.finite = bool(np.isfinite(x).all())  # False if some input is NaN or inf
         self.n_basis = grid.shape[1] - k - 1  # G+k
         self.n_padded = self.n_basis + 2 * k  # G+3k, with the padding bases
         if local is None:
@@ -264,18 +390,44 @@ class SplineBasis:
         "Every edge's spline derivative d spline_ij / dx_i, (batch, in_dim, out_dim)"
         return (self._matrix('dS_edge') @ self._pad(C)).reshape(self.batch, self.in_dim, -1)
 
-# %% ../nbs/01_bspline.ipynb #4680d287
+# %% ../nbs/01_bspline.ipynb #54eb295a
+def _first_order_only(name, *values):
+    "Raise `NotImplementedError` if autograd traces any of `values`, because then a hand-written gradient is being differentiated"
+    if any(isbox(v) for v in values):
+        raise NotImplementedError(
+            f'second derivatives through {name} are not supported: its gradient is written by hand with a basis that '
+            'autograd does not record, so differentiating that gradient again would give wrong values. For higher '
+            'derivatives, evaluate the splines with B_batch or coef2curve, which use autograd.numpy only.')
+
+def _check_flat_coef(C, basis):
+    "Raise `ValueError` unless `C` is a (in_dim*(G+k), out_dim) coefficient matrix for `basis`"
+    rows = basis.in_dim * basis.n_basis
+    if np.ndim(C) != 2 or np.shape(C)[0] != rows:
+        raise ValueError(f'C must have shape (in_dim*(G+k), out_dim) = ({rows}, out_dim) for this basis; '
+                         f'got shape {np.shape(C)}.')
+
+def _hand_vjp(name, rule):
+    "Build the autograd VJP maker of one argument of the primitive `name`(x, C, basis), with the gradient `rule(basis, C, g)`"
+    def make(ans, x, C, basis):
+        def vjp(g):
+            _first_order_only(name, g, x, C)
+            return rule(basis, C, g)
+        return vjp
+    return make
+
+# %% ../nbs/01_bspline.ipynb #e663cbcd
 @primitive
 def spline_sum(x, # (batch, in_dim) layer inputs, passed so gradients reach them
                C, # (in_dim*(G+k), out_dim) flattened coefficients
                basis:SplineBasis, # basis of `x`, computed outside the trace
               ): # (batch, out_dim)
     "Layer spline output: the sum over inputs of every edge's spline"
+    _check_flat_coef(C, basis)
     return basis.summed(C)
 
 defvjp(spline_sum,
-       lambda ans, x, C, basis: lambda g: basis.summed_dx(C, g),
-       lambda ans, x, C, basis: lambda g: basis.summed_T(g))
+       _hand_vjp('spline_sum', lambda basis, C, g: basis.summed_dx(C, g)),
+       _hand_vjp('spline_sum', lambda basis, C, g: basis.summed_T(g)))
 functools.update_wrapper(spline_sum, spline_sum.fun)  # keep the name and signature for the API docs
 
 @primitive
@@ -284,9 +436,10 @@ def spline_edges(x, # (batch, in_dim) layer inputs
                  basis:SplineBasis, # basis of `x`
                 ): # (batch, in_dim, out_dim)
     "Every edge's spline value"
+    _check_flat_coef(C, basis)
     return basis.edges(C)
 
 defvjp(spline_edges,
-       lambda ans, x, C, basis: lambda g: basis.edges_dx(C, g),
-       lambda ans, x, C, basis: lambda g: basis.edges_T(g))
+       _hand_vjp('spline_edges', lambda basis, C, g: basis.edges_dx(C, g)),
+       _hand_vjp('spline_edges', lambda basis, C, g: basis.edges_T(g)))
 functools.update_wrapper(spline_edges, spline_edges.fun)

@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/cli.html.md"""
 # %% auto #0
 __all__ = ['LIB', 'MIN_ROWS', 'paper_example', 'run_demo', 'read_table', 'run_fit', 'main']
 
-# %% ../nbs/11_cli.ipynb #2e3920d4
+# %% ../nbs/11_cli.ipynb #326df825
 import argparse
 import csv
 import sys
@@ -19,7 +19,7 @@ from .network import KAN, check_int, check_number
 from .training import create_dataset, rmse
 from .symbolic import _check_lib
 
-# %% ../nbs/11_cli.ipynb #79fedd96
+# %% ../nbs/11_cli.ipynb #a9e54721
 LIB = ['x', 'x^2', 'x^3', 'x^4', 'exp', 'log', 'sqrt', 'tanh', 'sin', 'abs']  # the library of pykan's hellokan
 
 def paper_example(x):
@@ -55,7 +55,7 @@ def _save_network_plot(model, path, title, in_vars=None, out_vars=None):
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
-# %% ../nbs/11_cli.ipynb #f3c3537b
+# %% ../nbs/11_cli.ipynb #fbab8882
 def _train(model, data, stages, label, **kwargs):
     "Fit `model` on `data`, record the history under `label` and print its final errors"
     start = time.perf_counter()
@@ -70,7 +70,7 @@ def _symbolic_report(model):
     return ', '.join(f'({l},{i},{j}) {layer.sym_fns[i, j][0]}' for l, layer in enumerate(model.layers)
                      for i, j in sorted(layer.sym_fns) if layer.sym_mask[i, j])
 
-# %% ../nbs/11_cli.ipynb #d22a2102
+# %% ../nbs/11_cli.ipynb #3b3147ca
 def _check_grids(grid, grids):
     "Grid sizes of the extensions, each larger than the one before"
     grids = [check_int('grids', g) for g in grids]
@@ -121,7 +121,7 @@ def run_demo(out:str='kan_nb_output', # folder for the figures, created if missi
           'network_symbolic.png')
     return dict(test_rmse=history['test_loss'][-1], formula_rmse=rounded_rmse, formula=formula)
 
-# %% ../nbs/11_cli.ipynb #002821d5
+# %% ../nbs/11_cli.ipynb #a9a2a578
 MIN_ROWS = 10  # fewer rows cannot give both a training and a test set worth the name
 
 def _parse_cell(text, where):
@@ -154,7 +154,7 @@ def _is_number(text):
     except ValueError:
         return False
 
-# %% ../nbs/11_cli.ipynb #f86fb83f
+# %% ../nbs/11_cli.ipynb #27dfadae
 def read_table(path:str, # CSV file with a header line
                target:str, # name of the label column
               )->tuple: # inputs (N, n_in), labels (N, 1), input column names
@@ -186,7 +186,7 @@ def read_table(path:str, # CSV file with a header line
     inputs = [h for h in header if h != target]
     return np.delete(table, t, axis=1), table[:, [t]], inputs
 
-# %% ../nbs/11_cli.ipynb #403eb3c7
+# %% ../nbs/11_cli.ipynb #15203758
 def _split(x, y, test_fraction, seed):
     "Random train/test split with at least one row on each side"
     n = len(x)
@@ -241,7 +241,7 @@ def run_fit(path:str, # CSV file with a header line
         print(f'model written to {save}')
     return res
 
-# %% ../nbs/11_cli.ipynb #66472dd1
+# %% ../nbs/11_cli.ipynb #bb8de577
 def _int_list(text):
     "Comma-separated positive integers, for argparse"
     try:
@@ -251,6 +251,10 @@ def _int_list(text):
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f'expected comma-separated integers >= 1 such as 5 or 5,3; got {text!r}')
     return values
+
+def _width_list(text):
+    "Hidden layer sizes for argparse: comma-separated positive integers, or 0 for no hidden layer"
+    return [] if text.strip() == '0' else _int_list(text)
 
 def _name_list(text):
     "Comma-separated names, for argparse"
@@ -270,7 +274,8 @@ def _parser():
     fit = sub.add_parser('fit', help='train a KAN on a CSV table with a header line')
     fit.add_argument('data', help='CSV file; the first line names the columns')
     fit.add_argument('--target', required=True, help='name of the column to predict')
-    fit.add_argument('--width', type=_int_list, default=[5], help='hidden layer sizes, such as 5 or 5,3 (default: 5)')
+    fit.add_argument('--width', type=_width_list, default=[5],
+                     help='hidden layer sizes, such as 5 or 5,3; 0 for none, a sum of one function per input (default: 5)')
     fit.add_argument('--grid', type=int, default=5, help='grid intervals G (default: 5)')
     fit.add_argument('--k', type=int, default=3, help='spline order (default: 3)')
     fit.add_argument('--steps', type=int, default=50, help='L-BFGS steps per training stage (default: 50)')
@@ -284,7 +289,7 @@ def _parser():
     fit.add_argument('--test-fraction', type=float, default=0.2, help='share of rows held out for testing (default: 0.2)')
     return parser
 
-# %% ../nbs/11_cli.ipynb #7a5bc6d5
+# %% ../nbs/11_cli.ipynb #fec6a138
 def main(argv:list|None=None, # arguments without the program name; `sys.argv[1:]` if None
         )->int: # exit code
     "Entry point of the `kan-nb` command"

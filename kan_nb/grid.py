@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/grid_extension.html.md"""
 # %% auto #0
 __all__ = ['SPARSE_SHARE', 'GRID_EXTEND_RIDGE', 'SparseGridWarning']
 
-# %% ../nbs/05_grid_extension.ipynb #8f293175
+# %% ../nbs/05_grid_extension.ipynb #1a19c27e
 import warnings
 import numpy as np
 from fastcore.basics import patch
@@ -16,7 +16,7 @@ from .layer import layer_forward
 from .network import KAN, check_int, check_number, check_array
 from .training import _adaptive_grid
 
-# %% ../nbs/05_grid_extension.ipynb #f977a193
+# %% ../nbs/05_grid_extension.ipynb #1d6a4fb7
 def _refine_knots(grid, k, new_G):
     "Extended knots (in_dim, new_G+2k+1): `grid`'s extension knots around `new_G` intervals interpolating its knots"
     knots = grid[:, k:grid.shape[1] - k]  # (in_dim, G+1) un-extended knots
@@ -27,16 +27,16 @@ def _refine_knots(grid, k, new_G):
     new = knots[:, left] * (1 - frac) + knots[:, left + 1] * frac  # (in_dim, new_G+1)
     return np.concatenate([grid[:, :k], new, grid[:, grid.shape[1] - k:]], axis=1)
 
-# %% ../nbs/05_grid_extension.ipynb #8837b4c7
+# %% ../nbs/05_grid_extension.ipynb #afb6bbbd
 SPARSE_SHARE = 0.1  # warn when more than this share of a node's intervals contain fewer than k+1 samples
 
 class SparseGridWarning(UserWarning):
     "Warning that many grid intervals of some input node would contain fewer than k+1 training samples"
 
-def _sparse_nodes(l, x, refined, k, grid_eps):
+def _sparse_nodes(l, x, refined, k, grid_eps, margin):
     "Describe the input nodes of layer `l` whose inputs `x` (N, in_dim) leave many intervals of the next grid update short of k+1"
     new_G = refined.shape[1] - 2 * k - 1
-    knots = _adaptive_grid(x, refined, new_G, k, grid_eps)[:, k:-k]  # (in_dim, new_G+1) as the next update places them
+    knots = _adaptive_grid(x, refined, new_G, k, grid_eps, margin)[:, k:-k]  # (in_dim, new_G+1) as the next update places them
     res = []
     for i in range(x.shape[1]):
         if x[:, i].max() <= x[:, i].min(): continue  # a constant input has no range to cut; grid updates warn about it
@@ -45,7 +45,7 @@ def _sparse_nodes(l, x, refined, k, grid_eps):
         if share > SPARSE_SHARE: res.append(f'layer {l} node {i}: {share:.0%} of the intervals')
     return res
 
-# %% ../nbs/05_grid_extension.ipynb #d52a4980
+# %% ../nbs/05_grid_extension.ipynb #4f6b0201
 GRID_EXTEND_RIDGE = 1e-12  # default ridge of `grid_extend`, relative to N/G', a typical diagonal entry of B'^T B'
 
 @patch
@@ -68,7 +68,7 @@ def grid_extend(self:KAN, new_grid:int, # new number of grid intervals G', large
         values = coef2curve(x, layer.grid, p['coef'], layer.k)  # (N, in_dim, out_dim) current splines
         new_coefs.append(curve2coef(x, values, grid, layer.k, lamb=ridge * len(x) / new_grid))  # (in_dim, out_dim, G'+k)
         new_grids.append(grid)
-        sparse_nodes += _sparse_nodes(l, x, grid, layer.k, self.grid_eps)
+        sparse_nodes += _sparse_nodes(l, x, grid, layer.k, self.grid_eps, self.grid_margin)
         x = layer_forward(layer, p, x)  # inputs of the next layer, from the unchanged model
     for layer, p, grid, coef in zip(self.layers, self.params, new_grids, new_coefs):
         layer.grid, p['coef'] = grid, coef

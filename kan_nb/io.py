@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/io.html.md"""
 # %% auto #0
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'PARAM_SHAPES', 'PROBE', 'SAVED_ATTRS']
 
-# %% ../nbs/10_io.ipynb #876065c2
+# %% ../nbs/10_io.ipynb #2e7fb6e9
 import json
 import os
 import secrets
@@ -22,7 +22,7 @@ from .layer import KANLayer
 from .network import KAN, check_array
 from .symbolic import SYMBOLIC_LIB
 
-# %% ../nbs/10_io.ipynb #6445212a
+# %% ../nbs/10_io.ipynb #cafbd8ea
 FORMAT_NAME = 'kan_nb'
 FORMAT_VERSION = 1  # raise when the layout changes; `KAN.load` rejects files with a larger number
 # expected shape of each parameter array, from (in_dim, out_dim, number of bases G+k)
@@ -32,9 +32,9 @@ PARAM_SHAPES = dict(coef=lambda n_in, n_out, n_basis: (n_in, n_out, n_basis),
                     affine=lambda n_in, n_out, n_basis: (n_in, n_out, 4))
 PROBE = np.array([-1.9, -1.3, -0.7, -0.2, 0.3, 0.8, 1.4, 2.1])  # points where symbolic functions are fingerprinted
 # the model attributes a file stores; `save` warns about any other
-SAVED_ATTRS = {'width', 'grid', 'k', 'seed', 'grid_range', 'grid_eps', 'rng', 'layers', 'params', 'train_input', 'input_id'}
+SAVED_ATTRS = {'width', 'grid', 'k', 'seed', 'grid_range', 'grid_eps', 'grid_margin', 'rng', 'layers', 'params', 'train_input', 'input_id'}
 
-# %% ../nbs/10_io.ipynb #8867f81a
+# %% ../nbs/10_io.ipynb #c3ee6fe8
 def _to_json(value):
     "Replace numpy arrays and scalars inside `value` by JSON values; arrays become tagged lists"
     if isinstance(value, dict): return {key: _to_json(v) for key, v in value.items()}
@@ -49,7 +49,7 @@ def _fingerprint(fn):
         values = np.asarray(fn(PROBE), dtype=float)
     return [float(v) if np.isfinite(v) else None for v in values]
 
-# %% ../nbs/10_io.ipynb #cca59d64
+# %% ../nbs/10_io.ipynb #86036752
 def _check_path(path, name='path'):
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f'{name} must be a file path (str or pathlib.Path); got {type(path).__name__}.')
@@ -89,7 +89,7 @@ def _symbolic_config(l, layer):
         edges.append([int(i), int(j), name])
     return edges
 
-# %% ../nbs/10_io.ipynb #4490b0f9
+# %% ../nbs/10_io.ipynb #5c1f919a
 def _model_config(model):
     "Describe `model` in JSON-ready values"
     layers = [dict(mask=layer.mask.tolist(), sym_mask=layer.sym_mask.tolist(), symbolic=_symbolic_config(l, layer))
@@ -97,7 +97,7 @@ def _model_config(model):
     names = sorted({name for layer in layers for _, _, name in layer['symbolic']})
     return dict(format=FORMAT_NAME, format_version=FORMAT_VERSION, kan_nb_version=kan_nb.__version__,
                 width=list(model.width), grid=model.grid, k=model.k, grid_range=list(model.grid_range),
-                grid_eps=model.grid_eps, seed=model.seed, rng=_to_json(model.rng.bit_generator.state),
+                grid_eps=model.grid_eps, grid_margin=model.grid_margin, seed=model.seed, rng=_to_json(model.rng.bit_generator.state),
                 layers=layers, symbolic_fingerprints={name: _fingerprint(SYMBOLIC_LIB[name].fn) for name in names},
                 has_train_input=model.train_input is not None,
                 # original column of every input after `prune_input`; None when no input was pruned
@@ -113,7 +113,7 @@ def _model_arrays(model):
     if model.train_input is not None: arrays['train_input'] = check_array('train_input', model.train_input, model.width[0])
     return arrays
 
-# %% ../nbs/10_io.ipynb #76d0c89c
+# %% ../nbs/10_io.ipynb #4533fd7b
 def _write_atomic(path, arrays):
     "Write `arrays` as an npz archive to `path` by way of a temporary file in the same folder"
     folder = path.parent
@@ -135,7 +135,7 @@ def _write_atomic(path, arrays):
         try: os.fsync(dir_fd)
         finally: os.close(dir_fd)
 
-# %% ../nbs/10_io.ipynb #3a0f2601
+# %% ../nbs/10_io.ipynb #5ffda42d
 @patch
 def save(self:KAN, path, # file to write, conventionally ending in .npz; replaced if it exists
         )->Path: # the path written
@@ -149,7 +149,7 @@ def save(self:KAN, path, # file to write, conventionally ending in .npz; replace
     _write_atomic(path, dict(config=np.frombuffer(config, dtype=np.uint8), **arrays))
     return path
 
-# %% ../nbs/10_io.ipynb #57c41097
+# %% ../nbs/10_io.ipynb #53655826
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 
 _ZIP_SIGNATURES = (b'PK\x03\x04', b'PK\x05\x06')  # a zip archive starts with a file header or, if empty, its end record
@@ -185,7 +185,7 @@ def _read_config(path, arrays):
                          f'this kan_nb {kan_nb.__version__} reads versions up to {FORMAT_VERSION}. Upgrade kan_nb to load it.')
     return config
 
-# %% ../nbs/10_io.ipynb #77cc99a4
+# %% ../nbs/10_io.ipynb #be8d6c10
 def _field(config, key, where='config'):
     if key not in config: raise ValueError(f"{where} is missing the field '{key}'; the file is corrupt.")
     return config[key]
@@ -212,7 +212,7 @@ def _mask(layer_config, key, l, shape):
         raise ValueError(f"layer {l}: '{key}' contains values other than 0 and 1, such as {mask[~np.isin(mask, (0., 1.))][0]}.")
     return mask
 
-# %% ../nbs/10_io.ipynb #c0b40607
+# %% ../nbs/10_io.ipynb #bfa2f0df
 def _symbolic_fn(name, fingerprints, l, i, j):
     "Look up the library function for `name` and check it against its saved fingerprint"
     entry = SYMBOLIC_LIB.get(name)
@@ -249,7 +249,7 @@ def _build_layer(l, layer_config, arrays, k, n_in, n_out, fingerprints):
         layer.sym_fns[(i, j)] = (name, _symbolic_fn(name, fingerprints, l, i, j))
     return layer, params
 
-# %% ../nbs/10_io.ipynb #c71caef9
+# %% ../nbs/10_io.ipynb #462b17ba
 _BIT_GENERATORS = ('PCG64', 'PCG64DXSM', 'MT19937', 'Philox', 'SFC64')
 
 def _from_json(value):
@@ -275,12 +275,13 @@ def _build_rng(state):
         raise ValueError(f'the saved state of the random generator is invalid ({type(e).__name__}: {e}).') from None
     return np.random.Generator(bit_generator)
 
-# %% ../nbs/10_io.ipynb #8abaa4b3
+# %% ../nbs/10_io.ipynb #41e99d4d
 def _build_model(cls, config, arrays):
     "Build a model of class `cls` from a checked config and its arrays"
     try:
         model = cls(_field(config, 'width'), grid=_field(config, 'grid'), k=_field(config, 'k'), seed=_field(config, 'seed'),
-                    grid_range=_field(config, 'grid_range'), grid_eps=_field(config, 'grid_eps'))
+                    grid_range=_field(config, 'grid_range'), grid_eps=_field(config, 'grid_eps'),
+                    grid_margin=config.get('grid_margin', 0.))  # absent from files written before it existed: 0, as then
     except (TypeError, ValueError) as e:
         raise ValueError(f'the saved model description is invalid: {e}') from None
     layer_configs = _field(config, 'layers')
@@ -306,7 +307,7 @@ def _build_model(cls, config, arrays):
     if arrays: raise ValueError(f'unexpected arrays {", ".join(sorted(arrays))}; the file is corrupt or of another kind.')
     return model
 
-# %% ../nbs/10_io.ipynb #b760ce7f
+# %% ../nbs/10_io.ipynb #1d7b9f88
 @patch(cls_method=True)
 def load(cls:KAN, path, # `.npz` file written by `KAN.save`
         )->KAN:

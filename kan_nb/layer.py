@@ -8,7 +8,7 @@ Docs: https://kan-nb.github.io/kan_nb/layer.html.md"""
 __all__ = ['BASIS_CACHE_MAX', 'silu', 'KANLayer', 'init_layer', 'symbolic_values', 'numeric_branch', 'numeric_branch_grads',
            'layer_basis', 'flatten_params', 'layer_forward', 'layer_value', 'layer_backward']
 
-# %% ../nbs/02_layer.ipynb #a3a042c5
+# %% ../nbs/02_layer.ipynb #3ae76e52
 import functools
 import numpy as np
 import autograd.numpy as anp
@@ -16,13 +16,14 @@ from autograd.differential_operators import make_jvp
 from autograd.tracer import getval
 from autograd.extend import primitive, defvjp_argnums
 from .bspline import uniform_grid, curve2coef, SplineBasis, spline_sum, spline_edges
+from .bspline import _as_array, _check_grid, _check_int, _check_number, _first_order_only
 
-# %% ../nbs/02_layer.ipynb #4c780c32
+# %% ../nbs/02_layer.ipynb #df9cdec3
 def silu(x):
     "SiLU activation x·sigmoid(x), written with tanh so it never overflows"
     return x * 0.5 * (1 + anp.tanh(0.5 * x))
 
-# %% ../nbs/02_layer.ipynb #c840415f
+# %% ../nbs/02_layer.ipynb #e697a75d
 class KANLayer:
     "Knots, masks and symbolic edges of one KAN layer; its trainable arrays live in a params dict"
     def __init__(self, in_dim:int, # number of input nodes
@@ -30,6 +31,12 @@ class KANLayer:
                  grid:np.ndarray, # (in_dim, G+2k+1) extended knots, one row per input node
                  k:int, # spline order
                 ):
+        in_dim, out_dim = _check_int('in_dim', in_dim, 1), _check_int('out_dim', out_dim, 1)
+        k = _check_int('k', k, 0)
+        grid = _check_grid(grid, k)
+        if grid.shape[0] != in_dim:
+            raise ValueError(f'grid has {grid.shape[0]} rows but the layer has in_dim={in_dim} inputs; '
+                             'pass one row of knots per input node.')
         self.in_dim, self.out_dim, self.k = in_dim, out_dim, k
         self.grid = grid
         self.mask = np.ones((in_dim, out_dim))  # 1 where the numeric branch is on
@@ -51,7 +58,7 @@ class KANLayer:
     def __repr__(self):
         return f'KANLayer({self.in_dim} -> {self.out_dim}, G={self.G}, k={self.k})'
 
-# %% ../nbs/02_layer.ipynb #a1c9ecd9
+# %% ../nbs/02_layer.ipynb #7de6d8ff
 def init_layer(in_dim:int, # number of input nodes
                out_dim:int, # number of output nodes
                G:int=3, # number of grid intervals
@@ -64,6 +71,13 @@ def init_layer(in_dim:int, # number of input nodes
                grid_range=(-1, 1), # interval covered by the initial grid
               )->tuple: # (`KANLayer`, params dict)
     "Create a layer's state and its freshly initialised parameters"
+    in_dim, out_dim = _check_int('in_dim', in_dim, 1), _check_int('out_dim', out_dim, 1)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f'rng must be a numpy Generator, such as np.random.default_rng(0), or None; got {rng!r}.')
+    noise_scale = _check_number('noise_scale', noise_scale, 0.)
+    scale_base_mu = _check_number('scale_base_mu', scale_base_mu)
+    scale_base_sigma = _check_number('scale_base_sigma', scale_base_sigma, 0.)
+    scale_sp = _check_number('scale_sp', scale_sp)
     rng = np.random.default_rng(0) if rng is None else rng
     grid = uniform_grid(in_dim, G, k, grid_range)
     knots = grid[:, k:-k].T  # (G+1, in_dim)
@@ -76,7 +90,7 @@ def init_layer(in_dim:int, # number of input nodes
     )
     return KANLayer(in_dim, out_dim, grid, k), params
 
-# %% ../nbs/02_layer.ipynb #2e70ab52
+# %% ../nbs/02_layer.ipynb #f308184f
 def _flat_coef(layer, p):
     "Coefficients with w_s and the mask folded in, flattened to (in_dim*(G+k), out_dim)"
     coef = p['coef'] * (p['scale_sp'] * layer.mask)[:, :, None]  # (in_dim, out_dim, G+k)
@@ -107,13 +121,22 @@ def symbolic_values(layer, p, x):
     f = parts[0] if len(parts) == 1 else anp.concatenate(parts, axis=1)
     return [(ii, jj, affine[:, 2] * f + affine[:, 3])]
 
-# %% ../nbs/02_layer.ipynb #634e7c97
+# %% ../nbs/02_layer.ipynb #9d94c7c5
 def _sigmoid(x): return 0.5 * (1 + np.tanh(0.5 * x))
 
 def _dense_coef(coef, scale_sp, mask):
     "Coefficients with w_s and the mask folded in, as a (in_dim*(G+k), out_dim) array"
     C = (coef * (scale_sp * mask)[:, :, None]).transpose(0, 2, 1)  # (in_dim, G+k, out_dim)
     return C.reshape(-1, coef.shape[1])
+
+def _numeric_values(base, w_b, C, mask, basis, edges):
+    "Compute w_b·silu + spline of the numeric edges, per edge or summed over inputs, with exact zeros on switched-off edges"
+    if basis.finite:
+        if edges: return base[:, :, None] * w_b + basis.edges(C)
+        return base @ w_b + basis.summed(C)
+    # a NaN or inf input times the zero weights of a switched-off edge is NaN, so those edges are cleared one by one
+    acts = np.where(mask > 0, base[:, :, None] * w_b + basis.edges(C), 0.)  # (batch, in_dim, out_dim)
+    return acts if edges else np.einsum('bij->bj', acts)
 
 @primitive
 def numeric_branch(x, # (batch, in_dim) layer inputs
@@ -127,8 +150,7 @@ def numeric_branch(x, # (batch, in_dim) layer inputs
     "Base plus spline branch of the layer's numeric edges, summed over inputs unless `edges`"
     C, w_b = _dense_coef(coef, scale_sp, mask), scale_base * mask
     base = x * _sigmoid(x)  # silu, (batch, in_dim)
-    if edges: return base[:, :, None] * w_b + basis.edges(C)
-    return base @ w_b + basis.summed(C)
+    return _numeric_values(base, w_b, C, mask, basis, edges)
 
 def numeric_branch_grads(x, # (batch, in_dim) layer inputs
                          coef, # (in_dim, out_dim, G+k) spline coefficients
@@ -165,6 +187,7 @@ def _numeric_branch_vjp(argnums, ans, args, kwargs):
     x, coef, scale_base, scale_sp, mask, basis = args[:6]
     edges = args[6] if len(args) > 6 else kwargs.get('edges', False)
     def vjp(g):
+        _first_order_only('numeric_branch', g, x, coef, scale_base, scale_sp)
         res = numeric_branch_grads(x, coef, scale_base, scale_sp, mask, basis, edges, g, argnums)
         return tuple(res[a] for a in argnums)
     return vjp
@@ -172,7 +195,7 @@ def _numeric_branch_vjp(argnums, ans, args, kwargs):
 defvjp_argnums(numeric_branch, _numeric_branch_vjp)
 functools.update_wrapper(numeric_branch, numeric_branch.fun)  # keep the name and signature for the API docs
 
-# %% ../nbs/02_layer.ipynb #4c9323e4
+# %% ../nbs/02_layer.ipynb #7b4094b1
 BASIS_CACHE_MAX = 1 << 20  # largest batch*in_dim whose basis a layer keeps for reuse
 
 def layer_basis(layer:KANLayer, # layer state: knots and spline order
@@ -192,7 +215,7 @@ def layer_basis(layer:KANLayer, # layer state: knots and spline order
     cache[:] = [((local, layer.k), value.copy(), layer.grid.copy(), basis)] + cache[:1]
     return basis
 
-# %% ../nbs/02_layer.ipynb #14667462
+# %% ../nbs/02_layer.ipynb #e74ca5db
 def flatten_params(params:list, # list of per-layer dicts of arrays
                   )->tuple: # (flat float64 vector, `unflatten` function mapping such a vector back)
     "Concatenate a list of parameter dicts into one vector, and return the cheap inverse for autograd tracing"
@@ -213,7 +236,40 @@ def flatten_params(params:list, # list of per-layer dicts of arrays
         return res
     return flat, unflatten
 
-# %% ../nbs/02_layer.ipynb #d7993aaa
+# %% ../nbs/02_layer.ipynb #8f33057e
+def _check_layer_input(layer, x):
+    "Return `x` as a float array after checking that its shape is (batch, layer.in_dim); autograd boxes pass through"
+    x = _as_array('x', x)
+    if x.ndim != 2 or x.shape[1] != layer.in_dim:
+        raise ValueError(f'x must have shape (batch, {layer.in_dim}) for a layer with {layer.in_dim} inputs; '
+                         f'got shape {x.shape}.')
+    return x
+
+def _group_index(targets, n_targets):
+    "Build the (m, n_targets) array whose column t lists the positions e with targets[e] == t, padded with len(targets)"
+    n = len(targets)
+    counts = np.bincount(targets, minlength=n_targets)  # (n_targets,)
+    order = np.argsort(targets, kind='stable')
+    rank = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)  # place of each sorted position in its column
+    index = np.full((counts.max(), n_targets), n)
+    index[rank, targets[order]] = order
+    return index
+
+def _gather_columns(v, # (batch, n) values, plain or autograd-boxed
+                    targets, # (n,) integer column of the result that each column of `v` is added to
+                    n_targets:int, # number of columns of the result
+                   ): # (batch, n_targets)
+    "Add each column e of `v` to column targets[e] of the result, and to no other column"
+    index = _group_index(targets, n_targets)  # (m, n_targets)
+    padded = anp.concatenate([v, np.zeros((v.shape[0], 1))], axis=1)  # column n is the zero that pads `index`
+    picked = padded[:, index]  # (batch, m, n_targets)
+    return picked[:, 0] if len(index) == 1 else anp.einsum('bmt->bt', picked)
+
+def _sum_columns(v, targets, n_targets):
+    "Compute `_gather_columns` by one matrix product if every value is finite, and by the gather otherwise"
+    if not np.isfinite(getval(v)).all(): return _gather_columns(v, targets, n_targets)
+    return v @ np.eye(n_targets)[targets]  # (batch, n_targets)
+
 def layer_forward(layer:KANLayer, # layer state
                   p:dict, # layer parameters
                   x:np.ndarray, # (batch, in_dim) inputs
@@ -221,6 +277,9 @@ def layer_forward(layer:KANLayer, # layer state
                   local:bool|None=None, # force the sparse (True) or dense (False) basis; None chooses
                  ): # (batch, out_dim) outputs, and (batch, in_dim, out_dim) activations if `edges`
     "Outputs of one layer, optionally with every edge's activation"
+    x = _check_layer_input(layer, x)
+    if edges not in (True, False): raise ValueError(f'edges must be True or False; got {edges!r}.')
+    if local not in (None, True, False): raise ValueError(f'local must be None, True or False; got {local!r}.')
     batch = x.shape[0]
     if layer.mask.any():
         basis = layer_basis(layer, x, local)
@@ -230,14 +289,14 @@ def layer_forward(layer:KANLayer, # layer state
     sym = symbolic_values(layer, p, x) if layer.sym_fns else []
     if not edges:
         for ii, jj, v in sym:
-            out = out + anp.dot(v, np.eye(layer.out_dim)[jj])
+            out = out + _sum_columns(v, jj, layer.out_dim)
         return out
     for ii, jj, v in sym:
-        onehot = np.eye(layer.in_dim * layer.out_dim)[ii * layer.out_dim + jj]  # (n_edges, in_dim*out_dim)
-        out = out + anp.reshape(anp.dot(v, onehot), out.shape)
+        slots = _sum_columns(v, ii * layer.out_dim + jj, layer.in_dim * layer.out_dim)  # (batch, in_dim*out_dim)
+        out = out + anp.reshape(slots, out.shape)
     return anp.einsum('bij->bj', out), out  # einsum: numpy's sum over axis 1 is slow for few outputs
 
-# %% ../nbs/02_layer.ipynb #8b2b3f4f
+# %% ../nbs/02_layer.ipynb #8787d603
 @functools.lru_cache(maxsize=256)
 def _jvp_of(fn):
     "autograd's forward-mode operator of `fn`, built once per function (building it costs more than a small trace)"
@@ -267,6 +326,7 @@ def layer_value(layer:KANLayer, # layer state
                 cache:bool=True, # reuse the layer's cached basis (worth it for inputs that repeat, such as the data)
                )->tuple: # (outputs (batch, out_dim), activations (batch, in_dim, out_dim) or None, tape for `layer_backward`)
     "Outputs of one layer in plain numpy, keeping what `layer_backward` needs"
+    x = _check_layer_input(layer, x)
     batch = x.shape[0]
     tape = dict(x=x, edges=edges)
     acts = np.zeros((batch, layer.in_dim, layer.out_dim)) if edges else None
@@ -278,15 +338,15 @@ def layer_value(layer:KANLayer, # layer state
             basis.derived['sigmoid'] = _sigmoid(x)
             basis.derived['silu'] = x * basis.derived['sigmoid']
         sig, base = basis.derived['sigmoid'], basis.derived['silu']  # (batch, in_dim)
-        if edges: acts = base[:, :, None] * w_b + basis.edges(C)
-        else: y = base @ w_b + basis.summed(C)
+        if edges: acts = _numeric_values(base, w_b, C, layer.mask, basis, True)
+        else: y = _numeric_values(base, w_b, C, layer.mask, basis, False)
         tape.update(basis=basis, sig=sig, C=C)
     sym = _symbolic_parts(layer, p, x) if layer.sym_fns else None
     if sym is not None:
         ii, jj, affine, f, df = sym
         v = affine[:, 2] * f + affine[:, 3]  # (batch, n_edges)
         if edges: acts[:, ii, jj] += v  # each (i, j) appears once
-        else: y = y + v @ np.eye(layer.out_dim)[jj]
+        else: y = y + _sum_columns(v, jj, layer.out_dim)
         tape['sym'] = sym
     if edges: y = np.einsum('bij->bj', acts)
     return y, acts, tape
@@ -319,5 +379,5 @@ def layer_backward(layer:KANLayer, # layer state
         # sums over the batch as one product with ones: numpy's sum(0) of a narrow array is many times slower
         terms = np.concatenate([g_z * x[:, ii], g_z, f * g_v, g_v], axis=1)  # (batch, 4*n_edges)
         grads['affine'][ii, jj] = (np.ones(len(x)) @ terms).reshape(4, -1).T  # rows (a, b, c, d)
-        if need_x: g_x = g_x + (g_z * affine[:, 0]) @ np.eye(layer.in_dim)[ii]
+        if need_x: g_x = g_x + _sum_columns(g_z * affine[:, 0], ii, layer.in_dim)
     return grads, g_x

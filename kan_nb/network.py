@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/network.html.md"""
 # %% auto #0
 __all__ = ['check_int', 'check_number', 'check_array', 'KAN', 'create_kan', 'OutsideGridWarning']
 
-# %% ../nbs/03_network.ipynb #79abb2b4
+# %% ../nbs/03_network.ipynb #015ca7ab
 import numbers
 import warnings
 import numpy as np
@@ -16,7 +16,7 @@ from fastcore.basics import patch
 from .bspline import uniform_grid
 from .layer import KANLayer, init_layer, layer_forward
 
-# %% ../nbs/03_network.ipynb #a6edb3bf
+# %% ../nbs/03_network.ipynb #301fb488
 def _is_int(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 def check_int(name:str, # argument name, for the message
@@ -36,7 +36,7 @@ def check_number(name:str, value, min_value:float|None=None)->float:
         raise ValueError(f'{name} must be >= {min_value}; got {value!r}.')
     return float(value)
 
-# %% ../nbs/03_network.ipynb #3ad101fd
+# %% ../nbs/03_network.ipynb #ef4993b5
 def check_array(name:str, # argument name, for the message
                 x, # array-like to check
                 n_cols:int|None=None, # required number of columns, if any
@@ -60,7 +60,7 @@ def check_array(name:str, # argument name, for the message
                          'remove or impute them.')
     return arr
 
-# %% ../nbs/03_network.ipynb #162c9df0
+# %% ../nbs/03_network.ipynb #43c589f3
 def _check_width(width):
     if isinstance(width, (str, bytes)) or not hasattr(width, '__len__') or len(width) < 2:
         raise ValueError(f'width must be a list of at least two layer sizes, such as [2, 5, 1]; got {width!r}.')
@@ -81,7 +81,7 @@ def _check_grid_range(grid_range, G, k):
                          'neighbouring knots coincide in float64. Widen it or rescale the inputs.')
     return lo, hi
 
-# %% ../nbs/03_network.ipynb #dc170e7a
+# %% ../nbs/03_network.ipynb #a7f83b64
 class KAN:
     "Kolmogorov–Arnold network of the given `width`, with order-`k` splines on `grid` intervals"
     def __init__(self, width:list, # layer sizes [n_0, ..., n_L], at least two
@@ -93,6 +93,7 @@ class KAN:
                  scale_base_mu:float=0., # mean of the base weights w_b, times sqrt(fan-in)
                  scale_base_sigma:float=1., # spread of the base weights w_b, times sqrt(fan-in)
                  grid_eps:float=0.02, # grid updates: 1 gives uniform knots, 0 knots at sample quantiles
+                 grid_margin:float=0., # grid updates: the uniform knots reach this far beyond the samples (pykan 0.0.x: 0.01)
                 ):
         self.width = _check_width(width)
         self.grid = check_int('grid', grid)
@@ -101,6 +102,7 @@ class KAN:
         self.grid_range = _check_grid_range(grid_range, self.grid, self.k)
         self.grid_eps = check_number('grid_eps', grid_eps, 0.)
         if self.grid_eps > 1: raise ValueError(f'grid_eps must lie in [0, 1]; got {grid_eps!r}.')
+        self.grid_margin = check_number('grid_margin', grid_margin, 0.)
         self.rng = np.random.default_rng(self.seed)
         init = dict(noise_scale=check_number('noise_scale', noise_scale, 0.),
                     scale_base_mu=check_number('scale_base_mu', scale_base_mu),
@@ -120,7 +122,7 @@ class KAN:
     def __repr__(self):
         return f'KAN(width={self.width}, grid={self.grid}, k={self.k})'
 
-# %% ../nbs/03_network.ipynb #52efc08b
+# %% ../nbs/03_network.ipynb #0e6706fc
 def create_kan(width:list, # layer sizes [n_0, ..., n_L]
                grid:int=3, # number of grid intervals G
                k:int=3, # spline order
@@ -130,7 +132,7 @@ def create_kan(width:list, # layer sizes [n_0, ..., n_L]
     "Create a `KAN`; `create_kan(width, ...)` is the same as `KAN(width, ...)`"
     return KAN(width, grid=grid, k=k, seed=seed, **kwargs)
 
-# %% ../nbs/03_network.ipynb #238fe969
+# %% ../nbs/03_network.ipynb #761363fa
 @patch
 def _forward(self:KAN, params, x, edges=False):
     "Network outputs for parameters `params`; with `edges`, also per-layer inputs and edge activations"

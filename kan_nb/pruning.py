@@ -7,14 +7,14 @@ Docs: https://kan-nb.github.io/kan_nb/pruning.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/07_pruning.ipynb #db090c52
+# %% ../nbs/07_pruning.ipynb #52067d73
 import copy
 import numpy as np
 from fastcore.basics import patch
 from .layer import KANLayer
 from .network import KAN, check_array, check_int, check_number
 
-# %% ../nbs/07_pruning.ipynb #095bf102
+# %% ../nbs/07_pruning.ipynb #cf3e44ab
 def _training_acts(model, what):
     "Per-layer activations on the stored training inputs, or `ValueError` if the model has seen no data"
     if model.train_input is None:
@@ -29,7 +29,7 @@ def _edge_scores(acts):
     "Standard deviation of every edge's activation over the samples, per layer (in, out)"
     return [np.std(np.asarray(a['edges']), axis=0, ddof=1) for a in acts]
 
-# %% ../nbs/07_pruning.ipynb #657f9afa
+# %% ../nbs/07_pruning.ipynb #eb2a847f
 @patch
 def attribute(self:KAN)->dict: # edge_scores, in_scores, out_scores, node_scores
     "Scores of every edge and node on the stored training inputs `model.train_input`"
@@ -40,7 +40,7 @@ def attribute(self:KAN)->dict: # edge_scores, in_scores, out_scores, node_scores
     node = [np.minimum(in_scores[m], out_scores[m]) for m in range(n_nodes)]
     return dict(edge_scores=edge, in_scores=in_scores, out_scores=out_scores, node_scores=node)
 
-# %% ../nbs/07_pruning.ipynb #3dcb8a9b
+# %% ../nbs/07_pruning.ipynb #e3efb66d
 def _check_index(name, value, n):
     "Return `value` as an int in [0, n), or raise `ValueError`"
     if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) or not 0 <= value < n:
@@ -67,7 +67,7 @@ def _layer_stats(model, l):
     edges = np.asarray(_training_acts(model, 'pruning')[l]['edges'])
     return dict(mean=edges.mean(0), std=edges.std(0, ddof=1))
 
-# %% ../nbs/07_pruning.ipynb #8a80db08
+# %% ../nbs/07_pruning.ipynb #06b53b93
 @patch
 def remove_edge(self:KAN, l:int, # layer index, 0 <= l < depth
                 i:int, # input node of the edge in layer l
@@ -82,7 +82,7 @@ def remove_edge(self:KAN, l:int, # layer index, 0 <= l < depth
     layer.mask[i, j] = layer.sym_mask[i, j] = 0.
     return self
 
-# %% ../nbs/07_pruning.ipynb #0ae5903c
+# %% ../nbs/07_pruning.ipynb #9f3a82f2
 @patch
 def remove_node(self:KAN, l:int, # node layer of a hidden node, 1 <= l <= depth-1
                 i:int, # index of the node in that layer
@@ -102,7 +102,7 @@ def remove_node(self:KAN, l:int, # node layer of a hidden node, 1 <= l <= depth-
     below.mask[:, i] = below.sym_mask[:, i] = 0.
     return self
 
-# %% ../nbs/07_pruning.ipynb #a83ca473
+# %% ../nbs/07_pruning.ipynb #7799a485
 def _slice_layer(layer, p, rows, cols):
     "Copy of a layer and its parameters restricted to input nodes `rows` and output nodes `cols`"
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
@@ -124,7 +124,7 @@ def _commit(model, trial):
     "Give `model` the state of `trial`, which was built from a deep copy of it"
     model.__dict__.update(trial.__dict__)
 
-# %% ../nbs/07_pruning.ipynb #eee65655
+# %% ../nbs/07_pruning.ipynb #7674cf5f
 def _check_active(active_neurons_id, width):
     "Validated lists of node indices to keep, one per hidden layer"
     n_hidden = len(width) - 2
@@ -160,7 +160,7 @@ def prune_node(self:KAN, threshold:float=1e-2, # keep hidden nodes whose node sc
     _commit(self, trial)
     return self
 
-# %% ../nbs/07_pruning.ipynb #23e582fd
+# %% ../nbs/07_pruning.ipynb #803a12f3
 @patch
 def prune_edge(self:KAN, threshold:float=3e-2, # switch off active edges whose score is at most this
               )->KAN: # the model, changed in place
@@ -195,7 +195,7 @@ def prune(self:KAN, node_th:float=1e-2, # node threshold, see `prune_node`
     _commit(self, trial)
     return self
 
-# %% ../nbs/07_pruning.ipynb #e92d99ca
+# %% ../nbs/07_pruning.ipynb #9e32ccaa
 @patch
 def prune_input(self:KAN, threshold:float=1e-2, # keep inputs whose score exceeds this
                 active_inputs:list|None=None, # indices of the inputs to keep; overrides `threshold`

@@ -7,13 +7,13 @@ Docs: https://kan-nb.github.io/kan_nb/regularization.html.md"""
 # %% auto #0
 __all__ = ['VAR_EPS', 'edge_std', 'edge_magnitudes', 'layer_entropy']
 
-# %% ../nbs/06_regularization.ipynb #c850cbfb
+# %% ../nbs/06_regularization.ipynb #fd895dc3
 import numpy as np
 import autograd.numpy as anp
 from fastcore.basics import patch
 from .network import KAN, check_number
 
-# %% ../nbs/06_regularization.ipynb #1ce0e5a6
+# %% ../nbs/06_regularization.ipynb #551780c7
 VAR_EPS = 1e-16  # added to variances before sqrt, so gradients stay finite at zero spread
 
 def edge_std(v, # (batch, ...) values, one row per sample
@@ -27,7 +27,7 @@ def edge_magnitudes(acts:list, # per layer, dict(x=(batch, in), edges=(batch, in
     "pykan's edge magnitude: std of the activation over std of the edge's input plus 0.1"
     return [edge_std(a['edges']) / (edge_std(a['x']) + 0.1)[:, None] for a in acts]
 
-# %% ../nbs/06_regularization.ipynb #70e2599b
+# %% ../nbs/06_regularization.ipynb #ba64d5f8
 def layer_entropy(mag, # (in, out) edge magnitudes of one layer
                  ): # scalar: mean row entropy plus mean column entropy, in bits
     "Entropy of the incoming magnitudes of each output node plus that of the outgoing ones of each input node"
@@ -37,7 +37,7 @@ def layer_entropy(mag, # (in, out) edge magnitudes of one layer
     s_out = -anp.mean(anp.sum(p_out * anp.log2(p_out + 1e-4), axis=1))
     return s_in + s_out
 
-# %% ../nbs/06_regularization.ipynb #27675444
+# %% ../nbs/06_regularization.ipynb #a34ba25e
 @patch
 def reg(self:KAN, params:list, # parameter pytree, as `model.params`
         acts:list, # per layer, dict(x=(batch, in), edges=(batch, in, out)), from `_forward(..., edges=True)`
@@ -59,7 +59,7 @@ def reg(self:KAN, params:list, # parameter pytree, as `model.params`
         if lamb_coefdiff: total = total + lamb_coefdiff * anp.sum(anp.mean(anp.abs(coef[..., 1:] - coef[..., :-1]), axis=2))
     return total
 
-# %% ../nbs/06_regularization.ipynb #f0df9c5c
+# %% ../nbs/06_regularization.ipynb #9df542a8
 def _batch_sum(v):
     "Sum over the first axis, as one product with a vector of ones"
     return (np.ones(len(v)) @ v.reshape(len(v), -1)).reshape(v.shape[1:])
@@ -70,17 +70,84 @@ def _std_centred(v):
     centred = shifted - _batch_sum(shifted) / len(v)
     return np.sqrt(_batch_sum(centred * centred) / (len(v) - 1) + VAR_EPS), centred
 
-def _entropy_value_grad(mag):
-    "`layer_entropy(mag)` and its gradient with respect to `mag` (in, out)"
+def _entropy_value_grad(mag, grad=True):
+    "`layer_entropy(mag)` and, if `grad`, its gradient with respect to `mag` (in, out)"
     n_in, n_out = mag.shape
     col, row = mag.sum(0) + 1, mag.sum(1)[:, None] + 1  # D_j (out,), E_i (in, 1)
     p_in, p_out = mag / col, mag / row
     log_in, log_out = np.log2(p_in + 1e-4), np.log2(p_out + 1e-4)
     value = -(p_in * log_in).sum() / n_out - (p_out * log_out).sum() / n_in
+    if not grad: return value, None
     q_in = -(log_in + p_in / ((p_in + 1e-4) * np.log(2))) / n_out  # dS/dp_in
     q_out = -(log_out + p_out / ((p_out + 1e-4) * np.log(2))) / n_in
     g = (q_in - (q_in * p_in).sum(0)) / col + (q_out - (q_out * p_out).sum(1)[:, None]) / row
     return value, g
+
+def _feature_factor(a):
+    "R (in, F, F) with R^T R the scatter matrix of the centred features [silu(x_i), B_i(x_i)] of each input, and the inputs' spreads"
+    basis = a['basis']
+    if 'reg_factor' not in basis.derived:  # kept with the layer's cached basis of the data
+        x = a['x']
+        F = np.concatenate([(x / (1 + np.exp(-x)))[:, :, None], basis.dense()], axis=2)  # (batch, in, 1+G+k)
+        F = F - F.mean(0)
+        R = np.stack([np.linalg.qr(F[:, i], mode='r') for i in range(F.shape[1])])
+        basis.derived['reg_factor'] = R, _std_centred(x)[0]
+    return basis.derived['reg_factor']
+
+def _fixed_input_spreads(p, a):
+    "Spreads (in, out) of a layer's edges whose inputs `a['x']` are fixed, and a function from dR/ds to parameter gradients"
+    R, s_x = _feature_factor(a)
+    w = p['scale_sp'] * a['mask']
+    theta = np.concatenate([(p['scale_base'] * a['mask'])[:, :, None], p['coef'] * w[:, :, None]], axis=2)  # (in, out, F)
+    u = np.einsum('ifg,iog->iof', R, theta)  # |u|^2 = sum over samples of the centred activation squared
+    n1 = len(a['x']) - 1
+    s_edges = np.sqrt((u * u).sum(2) / n1 + VAR_EPS)
+    def param_grads(g_s):
+        g_theta = np.einsum('ifg,iof->iog', R, u) * (g_s / (n1 * s_edges))[:, :, None]  # (in, out, F)
+        g_c = g_theta[..., 1:]
+        return dict(scale_base=g_theta[..., 0] * a['mask'], coef=g_c * w[:, :, None], scale_sp=(g_c * p['coef']).sum(2) * a['mask'])
+    return s_x, s_edges, param_grads
+
+def _reg_value_grad(params, acts, lamb_l1=1., lamb_entropy=2., lamb_coef=0., lamb_coefdiff=0., grad=True):
+    "`KAN.reg_value_grad` without its argument checks; with `grad=False` only the penalty (gradients None)"
+    total, g_acts, g_params = 0., [], [{} for _ in params]
+    for l, a in enumerate(acts):
+        if a['edges'] is None:  # fixed inputs: the spreads come from the parameters, as below
+            s_x, s_edges, param_grads = _fixed_input_spreads(params[l], a)
+        else:
+            batch, n_in, n_out = a['edges'].shape
+            s, c = _std_centred(np.concatenate([a['x'], a['edges'].reshape(batch, -1)], axis=1))  # both at once
+            s_x, s_edges = s[:n_in], s[n_in:].reshape(n_in, n_out)  # (in,), (in, out)
+        denom = (s_x + 0.1)[:, None]
+        mag = s_edges / denom
+        entropy, g_entropy = _entropy_value_grad(mag, grad)
+        total = total + lamb_l1 * mag.sum() + lamb_entropy * entropy
+        if not grad: continue
+        g_mag = lamb_l1 + lamb_entropy * g_entropy  # dR/dm
+        if a['edges'] is None:
+            g_params[l] = param_grads(g_mag / denom)
+            g_acts.append(dict(x=None, edges=None))
+            continue
+        g_s_x = -(g_mag * mag).sum(1) / denom[:, 0]
+        n1 = len(a['x']) - 1
+        c_x, c_edges = c[:, :n_in], c[:, n_in:].reshape(batch, n_in, n_out)  # (batch, in), (batch, in, out)
+        g_acts.append(dict(x=c_x * (g_s_x / (n1 * s_x)), edges=c_edges * (g_mag / (denom * n1 * s_edges))))
+    for p, g in zip(params, g_params):
+        # 'coef' only when a coefficient term is on or the layer's inputs are fixed: the other gradients are zero
+        coef = p['coef']  # (in, out, G+k)
+        n = coef.shape[2]
+        if grad and (lamb_coef or lamb_coefdiff) and 'coef' not in g: g['coef'] = np.zeros_like(coef)
+        if lamb_coef:
+            total = total + lamb_coef * np.abs(coef).mean(2).sum()
+            if grad: g['coef'] += lamb_coef / n * np.sign(coef)
+        if lamb_coefdiff:
+            diff = coef[..., 1:] - coef[..., :-1]
+            total = total + lamb_coefdiff * np.abs(diff).mean(2).sum()
+            if grad:
+                step = lamb_coefdiff / (n - 1) * np.sign(diff)
+                g['coef'][..., 1:] += step
+                g['coef'][..., :-1] -= step
+    return (total, g_params, g_acts) if grad else (total, None, None)
 
 @patch
 def reg_value_grad(self:KAN, params:list, # parameter pytree, as `model.params`
@@ -94,36 +161,8 @@ def reg_value_grad(self:KAN, params:list, # parameter pytree, as `model.params`
     for name, value in dict(lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef,
                             lamb_coefdiff=lamb_coefdiff).items():
         check_number(name, value, 0.)
-    total, g_acts = 0., []
-    for a in acts:
-        batch, n_in, n_out = a['edges'].shape
-        s, c = _std_centred(np.concatenate([a['x'], a['edges'].reshape(batch, -1)], axis=1))  # both at once
-        s_x, c_x = s[:n_in], c[:, :n_in]  # (in,), (batch, in)
-        s_edges, c_edges = s[n_in:].reshape(n_in, n_out), c[:, n_in:].reshape(batch, n_in, n_out)
-        denom = (s_x + 0.1)[:, None]
-        mag = s_edges / denom
-        entropy, g_entropy = _entropy_value_grad(mag)
-        total = total + lamb_l1 * mag.sum() + lamb_entropy * entropy
-        g_mag = lamb_l1 + lamb_entropy * g_entropy  # dR/dm
-        g_s_x = -(g_mag * mag).sum(1) / denom[:, 0]
-        n1 = len(a['x']) - 1
-        g_acts.append(dict(x=c_x * (g_s_x / (n1 * s_x)), edges=c_edges * (g_mag / (denom * n1 * s_edges))))
-    g_params = []
-    for p in params:
-        g = {}  # only 'coef', and only when a coefficient term is on: the other gradients are zero
-        coef = p['coef']  # (in, out, G+k)
-        n = coef.shape[2]
-        if lamb_coef or lamb_coefdiff: g['coef'] = np.zeros_like(coef)
-        if lamb_coef:
-            total = total + lamb_coef * np.abs(coef).mean(2).sum()
-            g['coef'] += lamb_coef / n * np.sign(coef)
-        if lamb_coefdiff:
-            diff = coef[..., 1:] - coef[..., :-1]
-            total = total + lamb_coefdiff * np.abs(diff).mean(2).sum()
-            step = lamb_coefdiff / (n - 1) * np.sign(diff)
-            g['coef'][..., 1:] += step
-            g['coef'][..., :-1] -= step
-        g_params.append(g)
-    return total, g_params, g_acts
+    return _reg_value_grad(params, acts, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
 
+KAN.reg_value_grad.unchecked = _reg_value_grad  # for `fit`, which checks the weights once before training
+_reg_value_grad.fixed_inputs = True  # accepts a layer of fixed inputs as dict(x, edges=None, basis, mask)
 KAN.reg_value_grad.penalty = KAN.reg  # the penalty it differentiates: `fit` uses autograd instead if `reg` is replaced

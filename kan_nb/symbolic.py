@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/symbolic.html.md"""
 # %% auto #0
 __all__ = ['EPS', 'EXP_MAX', 'SymbolicFunction', 'SYMBOLIC_LIB', 'A_MIN', 'Suggestion', 'add_symbolic', 'fit_params', 'ex_round']
 
-# %% ../nbs/09_symbolic.ipynb #c58bd9b1
+# %% ../nbs/09_symbolic.ipynb #c042e02d
 import numbers
 from collections import namedtuple
 import numpy as np
@@ -17,8 +17,9 @@ from fastcore.basics import patch
 from .bspline import coef2curve
 from .layer import silu, layer_forward
 from .network import KAN, check_int, check_number, check_array
+from .training import _check_bool
 
-# %% ../nbs/09_symbolic.ipynb #367b7419
+# %% ../nbs/09_symbolic.ipynb #8adc30fa
 EPS = 1e-12  # distance kept from a pole or a domain boundary
 EXP_MAX = 100.  # largest argument of exp, so squared residuals stay finite
 
@@ -67,7 +68,7 @@ SYMBOLIC_LIB = {
     'gaussian': SymbolicFunction(lambda z: anp.exp(-z * z), lambda z: sympy.exp(-z**2), 3, None),
 }
 
-# %% ../nbs/09_symbolic.ipynb #4e97394b
+# %% ../nbs/09_symbolic.ipynb #eca21d7c
 def add_symbolic(name:str, # name used in `lib` lists, `fix_symbolic` and the formula
                  numpy_fn, # autograd-compatible function of an array, finite wherever training may evaluate it
                  sympy_fn, # the same function of a SymPy expression
@@ -97,7 +98,7 @@ def add_symbolic(name:str, # name used in `lib` lists, `fix_symbolic` and the fo
         raise ValueError(f'sympy_fn must return a SymPy expression; got {type(expr).__name__}.')
     SYMBOLIC_LIB[name] = SymbolicFunction(numpy_fn, sympy_fn, complexity, domain)
 
-# %% ../nbs/09_symbolic.ipynb #a4a13aea
+# %% ../nbs/09_symbolic.ipynb #3c182dc4
 def _r2_rows(F, y):
     "Squared correlation of y with every row of F (..., n_samples); 0 for a constant row"
     Fc = F - F.mean(-1, keepdims=True)
@@ -118,7 +119,7 @@ def _grid_r2(entry, u, y, a_values, b_values):
     if not valid.all(): F = np.where(valid[..., None], F, 0.)
     return np.where(valid, _r2_rows(F, y), -np.inf)
 
-# %% ../nbs/09_symbolic.ipynb #cf7d3238
+# %% ../nbs/09_symbolic.ipynb #cba3c1bb
 def _symmetries(fn):
     "Parity (+1 even, -1 odd, 0 neither) and shift law (-1 if f(z+π) = -f(z), +1 if f(z+π) = f(z), else 0)"
     z = np.array([0.13, 0.37, 0.61, 0.89])
@@ -153,7 +154,7 @@ def _linear_fit(f, y):
     r2 = 1. - (res @ res) / var_y if var_y > 0 else 1.
     return c, d, float(np.clip(r2, 0., 1.))
 
-# %% ../nbs/09_symbolic.ipynb #11594f98
+# %% ../nbs/09_symbolic.ipynb #6db5cbbe
 def _lookup(fn):
     "Library entry for a name, or an entry without domain test for a function"
     if isinstance(fn, str):
@@ -176,9 +177,19 @@ def _check_range(name, value):
 _Samples = namedtuple('_Samples', 'x y u y_search mid half')
 A_MIN = 0.1  # smallest |a| searched, for x scaled to [-1, 1]
 
+def _samples_1d(name, v):
+    "Return `v` as a 1-D float array of edge samples, accepting a single column (n, 1) too"
+    try:
+        v = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f'{name} must be a numeric array of edge samples; got {type(v).__name__}.') from None
+    if not (v.ndim == 1 or (v.ndim == 2 and v.shape[1] == 1)):
+        raise ValueError(f'{name} must be a 1-D array of samples of one edge, shape (n,); got shape {v.shape}.')
+    return np.ravel(v)
+
 def _prepare(x, y):
     "Finite samples of an edge, plus the spread subset, scaled to [-1, 1], that the grid search scores"
-    x, y = np.ravel(np.asarray(x, dtype=float)), np.ravel(np.asarray(y, dtype=float))
+    x, y = _samples_1d('x', x), _samples_1d('y', y)
     if x.shape != y.shape: raise ValueError(f'x and y must have the same length; got {len(x)} and {len(y)}.')
     finite = np.isfinite(x) & np.isfinite(y)
     if finite.sum() < 3:
@@ -207,7 +218,7 @@ def _search(entry, s, a_range=(-10, 10), b_range=(-10, 10), grid_number=51, iter
     a, b, c = _canonical(entry.fn, a, b, c)
     return np.array([a, b, c, d]), r2
 
-# %% ../nbs/09_symbolic.ipynb #6ad9cf38
+# %% ../nbs/09_symbolic.ipynb #7619955b
 def fit_params(x:np.ndarray, # (n,) inputs of the edge
                y:np.ndarray, # (n,) outputs of the edge
                fn, # library name such as 'sin', or an autograd-compatible function
@@ -222,7 +233,7 @@ def fit_params(x:np.ndarray, # (n,) inputs of the edge
     grid_number, iteration = check_int('grid_number', grid_number, 3), check_int('iteration', iteration)
     return _search(entry, _prepare(x, y), a_range, b_range, grid_number, iteration)
 
-# %% ../nbs/09_symbolic.ipynb #c39afafc
+# %% ../nbs/09_symbolic.ipynb #bd07564b
 def _check_edge(model, l, i, j):
     "Validated (l, i, j) of an edge of `model`"
     l = check_int('l', l, 0)
@@ -251,7 +262,7 @@ def _numeric_branch(layer, p, x):
     spline = coef2curve(x, layer.grid, p['coef'], layer.k)  # (batch, in_dim, out_dim)
     return silu(x)[:, :, None] * p['scale_base'] + spline * p['scale_sp']
 
-# %% ../nbs/09_symbolic.ipynb #ae2be44d
+# %% ../nbs/09_symbolic.ipynb #163816dc
 Suggestion = namedtuple('Suggestion', 'name r2 complexity score params')
 Suggestion.__doc__ = "A ranked candidate: library name, r2, complexity, score (lower is better), (a, b, c, d)"
 
@@ -282,7 +293,7 @@ def _rank(x, y, lib, weight_simple):
         res.append(Suggestion(name, r2, complexity, float(score), params))
     return sorted(res, key=lambda s: s.score)
 
-# %% ../nbs/09_symbolic.ipynb #a95ddc54
+# %% ../nbs/09_symbolic.ipynb #1560a5ca
 @patch
 def suggest_symbolic(self:KAN, l:int, # layer index
                      i:int, # input node of the edge
@@ -299,7 +310,7 @@ def suggest_symbolic(self:KAN, l:int, # layer index
     y = _numeric_branch(self.layers[l], self.params[l], xl)[:, i, j]
     return _rank(xl[:, i], y, lib, weight_simple)[:topk]
 
-# %% ../nbs/09_symbolic.ipynb #b7dfe137
+# %% ../nbs/09_symbolic.ipynb #734814e3
 def _set_symbolic(model, l, i, j, name, params):
     "Switch edge (l, i, j) to c·f(a·x+b)+d with the library function `name`"
     layer = model.layers[l]
@@ -314,7 +325,7 @@ def _check_not_pruned(model, l, i, j):
     if layer.mask[i, j] == 0 and layer.sym_mask[i, j] == 0:
         raise ValueError(f'edge ({l},{i},{j}) is pruned: both its numeric and its symbolic branch are off.')
 
-# %% ../nbs/09_symbolic.ipynb #85faff3b
+# %% ../nbs/09_symbolic.ipynb #21e15095
 @patch
 def fix_symbolic(self:KAN, l:int, # layer index
                  i:int, # input node of the edge
@@ -326,7 +337,11 @@ def fix_symbolic(self:KAN, l:int, # layer index
                 ):
     "Replace edge (l, i, j) by c·f(a·x+b)+d with f from the library, in place"
     l, i, j = _check_edge(self, l, i, j)
-    entry = _lookup(name)
+    if not isinstance(name, str):  # a formula needs a name, although fit_params alone also takes a function
+        raise ValueError(f"name must be the name of a library function, such as 'sin'; got {name!r}. "
+                         'Register a function of your own with add_symbolic first.')
+    _lookup(name)
+    fit_params_bool, verbose = _check_bool('fit_params_bool', fit_params_bool), _check_bool('verbose', verbose)
     _check_not_pruned(self, l, i, j)
     params, r2 = np.array([1., 0., 1., 0.]), None
     if fit_params_bool:
@@ -337,7 +352,7 @@ def fix_symbolic(self:KAN, l:int, # layer index
     if verbose: print(f'fixing ({l},{i},{j}) with {name}' + ('' if r2 is None else f', r2={r2:.10f}'))
     return self
 
-# %% ../nbs/09_symbolic.ipynb #479d8e8b
+# %% ../nbs/09_symbolic.ipynb #916915d3
 @patch
 def unfix_symbolic(self:KAN, l:int, # layer index
                    i:int, # input node of the edge
@@ -355,19 +370,31 @@ def unfix_symbolic(self:KAN, l:int, # layer index
     self.params[l]['affine'] = affine
     return self
 
-# %% ../nbs/09_symbolic.ipynb #5245b877
-@patch
-def auto_symbolic(self:KAN, lib:list|None=None, # candidate names; the whole `SYMBOLIC_LIB` if None
-                  r2_threshold:float=0., # fix an edge only if its best candidate reaches this r2
-                  weight_simple:float=0.8, # weight of complexity against accuracy, in [0, 1]
-                  x:np.ndarray|None=None, # (batch, width[0]) network inputs; `train_input` if None
-                  verbose:bool=False, # print each choice
-                 ):
-    "Replace every numeric edge by its best-ranked library function, layer by layer, in place"
-    lib, weight_simple = _check_lib(lib), _check_weight(weight_simple)
+# %% ../nbs/09_symbolic.ipynb #aeaa5a4f
+def _check_r2_threshold(r2_threshold):
     r2_threshold = check_number('r2_threshold', r2_threshold)
-    xl = _inputs(self, x)
-    for l, (layer, p) in enumerate(zip(self.layers, self.params)):
+    if not 0 <= r2_threshold <= 1:
+        raise ValueError(f'r2_threshold must lie in [0, 1], the range of r2; got {r2_threshold!r}. '
+                         'Use 0 to fix every edge, or 0.99 to fix only close fits.')
+    return r2_threshold
+
+def _symbolic_state(model):
+    "Record what fixing edges changes, per layer: copies of the masks and symbolic functions, and the affine array"
+    # _set_symbolic replaces p['affine'] by a changed copy, so keeping the array object is enough
+    return [(layer.mask.copy(), layer.sym_mask.copy(), dict(layer.sym_fns), p['affine'])
+            for layer, p in zip(model.layers, model.params)]
+
+def _restore_symbolic_state(model, state):
+    "Undo every change to the state that `_symbolic_state` recorded"
+    for layer, p, (mask, sym_mask, sym_fns, affine) in zip(model.layers, model.params, state):
+        layer.mask[...], layer.sym_mask[...] = mask, sym_mask
+        layer.sym_fns.clear()
+        layer.sym_fns.update(sym_fns)
+        p['affine'] = affine
+
+def _auto_symbolic_layers(model, xl, lib, r2_threshold, weight_simple, verbose):
+    "Run the loop of `auto_symbolic` over layers and edges, on checked arguments and network inputs `xl`"
+    for l, (layer, p) in enumerate(zip(model.layers, model.params)):
         edges = [(i, j) for i in range(layer.in_dim) for j in range(layer.out_dim)
                  if layer.mask[i, j] and not layer.sym_mask[i, j]]
         y = _numeric_branch(layer, p, xl) if edges else None
@@ -376,12 +403,30 @@ def auto_symbolic(self:KAN, lib:list|None=None, # candidate names; the whole `SY
             if best.r2 < r2_threshold:
                 if verbose: print(f'skipping ({l},{i},{j}): best candidate {best.name} has r2={best.r2:.6f}')
                 continue
-            _set_symbolic(self, l, i, j, best.name, best.params)
+            _set_symbolic(model, l, i, j, best.name, best.params)
             if verbose: print(f'fixing ({l},{i},{j}) with {best.name}, r2={best.r2:.10f}, complexity {best.complexity:g}')
-        xl = layer_forward(layer, self.params[l], xl)
+        xl = layer_forward(layer, model.params[l], xl)
+
+@patch
+def auto_symbolic(self:KAN, lib:list|None=None, # candidate names; the whole `SYMBOLIC_LIB` if None
+                  r2_threshold:float=0., # fix an edge only if its best candidate reaches this r2, in [0, 1]
+                  weight_simple:float=0.8, # weight of complexity against accuracy, in [0, 1]
+                  x:np.ndarray|None=None, # (batch, width[0]) network inputs; `train_input` if None
+                  verbose:bool=False, # print each choice
+                 ):
+    "Replace every numeric edge by its best-ranked library function, layer by layer, in place"
+    lib, weight_simple = _check_lib(lib), _check_weight(weight_simple)
+    r2_threshold, verbose = _check_r2_threshold(r2_threshold), _check_bool('verbose', verbose)
+    xl = _inputs(self, x)
+    before = _symbolic_state(self)
+    try:
+        _auto_symbolic_layers(self, xl, lib, r2_threshold, weight_simple, verbose)
+    except BaseException:  # also an interrupt: a half-converted network would be neither the old nor the new one
+        _restore_symbolic_state(self, before)
+        raise
     return self
 
-# %% ../nbs/09_symbolic.ipynb #01c3477c
+# %% ../nbs/09_symbolic.ipynb #a4e33c68
 _ODD = (sympy.sin, sympy.tan, sympy.tanh, sympy.atan, sympy.asin, sympy.atanh, sympy.sign)
 _EVEN = (sympy.cos,)
 
@@ -434,11 +479,13 @@ def _tidy(e):
     e = _tidy_tree(e)
     return e.xreplace({v: sympy.Integer(int(v)) for v in e.atoms(sympy.Float) if v in (1, -1)})
 
-# %% ../nbs/09_symbolic.ipynb #5ac84122
+# %% ../nbs/09_symbolic.ipynb #b436acd7
 def ex_round(expr, # SymPy expression
              digits:int, # decimals to keep
             ):
     "Round every number in `expr` to `digits` decimals, writing whole numbers as integers"
+    if not isinstance(expr, sympy.Basic):
+        raise ValueError(f'expr must be a SymPy expression; got {type(expr).__name__}. Convert it with sympy.sympify.')
     digits = check_int('digits', digits, 0)
     def rounded(v):
         r = round(float(v), digits)
@@ -451,13 +498,16 @@ def ex_round(expr, # SymPy expression
         expr = new
     return expr
 
-# %% ../nbs/09_symbolic.ipynb #e41456b8
+# %% ../nbs/09_symbolic.ipynb #8ab89db0
 def _check_var(model, var):
     "SymPy symbols of the network inputs: x_1..x_n, or the names given"
     n = model.width[0]
     if var is None: return list(sympy.symbols(f'x_1:{n + 1}'))
-    if isinstance(var, str) or len(var) != n:
+    if not isinstance(var, (list, tuple)) or len(var) != n:
         raise ValueError(f'var must be a list of {n} names or SymPy symbols, one per input; got {var!r}.')
+    for v in var:
+        if not (isinstance(v, sympy.Symbol) or (isinstance(v, str) and v.strip())):
+            raise ValueError(f"var must contain names such as 'x' or SymPy symbols; got {v!r} in {var!r}.")
     syms = [v if isinstance(v, sympy.Symbol) else sympy.Symbol(str(v)) for v in var]
     if len(set(syms)) != n: raise ValueError(f'var must contain {n} different names; got {var!r}.')
     return syms
@@ -479,7 +529,7 @@ def _edge_expr(layer, p, l, i, j, xi, keep_numeric):
         e = e + sympy.Function(f'phi_{l},{i},{j}')(xi)
     return e
 
-# %% ../nbs/09_symbolic.ipynb #ec8c1a4a
+# %% ../nbs/09_symbolic.ipynb #df6312dd
 @patch
 def symbolic_formula(self:KAN, var:list|None=None, # names of the inputs; x_1 .. x_n if None
                      digits:int|None=None, # round every number to this many decimals; no rounding if None
@@ -489,6 +539,7 @@ def symbolic_formula(self:KAN, var:list|None=None, # names of the inputs; x_1 ..
     "The network as SymPy expressions, one per output, in canonical form"
     syms = _check_var(self, var)
     if digits is not None: check_int('digits', digits, 0)
+    simplify, keep_numeric = _check_bool('simplify', simplify), _check_bool('keep_numeric', keep_numeric)
     numeric = _numeric_edges(self)
     if numeric and not keep_numeric:
         listed = ', '.join(f'({l},{i},{j})' for l, i, j in numeric[:10]) + (', ...' if len(numeric) > 10 else '')
@@ -503,7 +554,7 @@ def symbolic_formula(self:KAN, var:list|None=None, # names of the inputs; x_1 ..
     if digits is not None: exprs = [ex_round(e, digits) for e in exprs]
     return exprs
 
-# %% ../nbs/09_symbolic.ipynb #b9ac9ede
+# %% ../nbs/09_symbolic.ipynb #5bd8ba42
 @patch
 def symbolic_latex(self:KAN, var:list|None=None, # names of the inputs; x_1 .. x_n if None
                    digits:int|None=4, # round every number to this many decimals; no rounding if None
@@ -511,7 +562,7 @@ def symbolic_latex(self:KAN, var:list|None=None, # names of the inputs; x_1 .. x
     "The network's formula as LaTeX, one string per output"
     return [sympy.latex(e) for e in self.symbolic_formula(var=var, digits=digits)]
 
-# %% ../nbs/09_symbolic.ipynb #f2ce9e3e
+# %% ../nbs/09_symbolic.ipynb #52101099
 @patch
 def symbolic_function(self:KAN, digits:int|None=None, # round the numbers first; no rounding if None
                      ): # function of a (batch, width[0]) array returning (batch, width[-1])

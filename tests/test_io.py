@@ -33,7 +33,7 @@ def trained(data):
 
 def assert_same_model(a, b):
     assert a.width == b.width
-    assert (a.grid, a.k, a.seed, a.grid_range, a.grid_eps) == (b.grid, b.k, b.seed, b.grid_range, b.grid_eps)
+    assert (a.grid, a.k, a.seed, a.grid_range, a.grid_eps, a.grid_margin) == (b.grid, b.k, b.seed, b.grid_range, b.grid_eps, b.grid_margin)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
     for la, lb in zip(a.layers, b.layers):
         np.testing.assert_array_equal(la.grid, lb.grid)
@@ -398,3 +398,22 @@ def test_round_trip_keeps_pruned_input_ids(tmp_path):
     loaded = KAN.load(path)
     np.testing.assert_array_equal(loaded.input_id, [0, 2])
     np.testing.assert_array_equal(loaded(data["test_input"][:, [0, 2]]), model(data["test_input"][:, [0, 2]]))
+
+
+def test_grid_margin_saved_and_defaulted(data, tmp_path):
+    "The margin of grid updates is saved; a file written before it existed loads with the margin then in force, 0"
+    model = KAN([2, 2, 1], grid=4, seed=2, grid_margin=0.01)
+    model.fit(data, steps=2)
+    path = model.save(tmp_path / "margin.npz")
+    same = KAN.load(path)
+    assert same.grid_margin == 0.01
+    same.fit(data, steps=2)
+    model.fit(data, steps=2)
+    np.testing.assert_array_equal(same(data["test_input"]), model(data["test_input"]))
+    with np.load(path, allow_pickle=False) as f:
+        arrays = dict(f)
+    config = json.loads(arrays["config"].tobytes().decode())
+    del config["grid_margin"]
+    arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert KAN.load(tmp_path / "old.npz").grid_margin == 0.0

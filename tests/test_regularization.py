@@ -120,3 +120,27 @@ def test_penalty_lowers_magnitudes(data):
     h_plain = plain.fit(data, steps=8)
     h_sparse = sparse.fit(data, steps=8, lamb=1e-2)
     assert h_sparse["reg"][-1] < h_plain["reg"][-1]
+
+
+@pytest.mark.parametrize("grid", [3, 12])
+def test_fixed_first_layer_gradient_matches_autograd(data, grid):
+    "`fit`'s gradient takes the first layer's spreads from its fixed inputs; it must equal autograd on the traced loss"
+    from kan_nb.training import _reg_value_grad, _value_and_grad_mse, mse
+
+    model = KAN([2, 4, 1], grid=grid, seed=1)
+    model.layers[0].mask[1, 2] = 0
+    x, y = data["train_input"], data["train_label"]
+    weights = dict(lamb_l1=1.0, lamb_entropy=2.0, lamb_coef=0.3, lamb_coefdiff=0.2)
+    reg_value_grad = _reg_value_grad(model, weights)
+    assert reg_value_grad.fixed_inputs
+    value, grads = _value_and_grad_mse(model, model.params, x, y, 0.01, reg_value_grad)
+    flat, unflatten = flatten(model.params)
+
+    def objective(v):
+        params = unflatten(v)
+        pred, acts = model._forward(params, x, edges=True)
+        return mse(pred, y) + 0.01 * model.reg(params, acts, **weights)
+
+    ref = grad(objective)(flat)
+    assert abs(value - objective(flat)) <= 1e-14 * abs(value)
+    assert np.abs(flatten(grads)[0] - ref).max() <= 1e-12 * np.abs(ref).max()

@@ -402,3 +402,459 @@ def test_same_seed_gives_identical_histories(data, kwargs):
     for key in ("train_loss", "test_loss", "reg"):
         np.testing.assert_array_equal(h1[key], h2[key])  # unlike ==, this treats NaN as equal to NaN
     assert_state_equal(model_state(m1), model_state(m2))
+
+
+# B-spline functions
+
+
+from autograd import grad, hessian  # noqa: E402
+
+from kan_nb.bspline import (  # noqa: E402
+    B_batch, B_batch_deriv, SplineBasis, coef2curve, curve2coef, extend_grid, spline_edges, spline_sum, uniform_grid)
+from kan_nb.layer import KANLayer, init_layer, layer_forward, layer_value, numeric_branch  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        ((2, 0, 3), {}, "G must be an integer >= 1; got 0"),
+        ((2, -3, 3), {}, "G must be an integer >= 1; got -3"),
+        ((2, 2.5, 3), {}, "G must be an integer >= 1; got 2.5"),
+        ((2, 4, -1), {}, "k must be an integer >= 0; got -1"),
+        ((2, 4, 1.0), {}, "k must be an integer >= 0; got 1.0"),
+        ((0, 4, 3), {}, "in_dim must be an integer >= 1; got 0"),
+        ((2, 4, 3), dict(grid_range=(1, -1)), "grid_range must be finite with low < high; got (1, -1)"),
+        ((2, 4, 3), dict(grid_range=(0.5, 0.5)), "grid_range must be finite with low < high"),
+        ((2, 4, 3), dict(grid_range=(np.nan, 1)), "grid_range must be finite with low < high"),
+        ((2, 4, 3), dict(grid_range=(-np.inf, 1)), "grid_range must be finite with low < high"),
+        ((2, 4, 3), dict(grid_range=(-1e308, 1e308)), "the extended knots overflow float64"),
+        ((2, 4, 3), dict(grid_range=[1]), "grid_range must be a pair (low, high)"),
+        ((2, 10, 3), dict(grid_range=(1e16, 1e16 + 4)), "neighbouring knots coincide"),
+    ],
+)
+def test_uniform_grid_rejects_bad_arguments(args, kwargs, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning on the way to the error
+        with pytest.raises(ValueError) as err:
+            uniform_grid(*args, **kwargs)
+    assert message in str(err.value)
+
+
+GRID = uniform_grid(2, 4, 3)  # (2, 11)
+X = np.random.default_rng(0).uniform(-1, 1, (20, 2))
+COEF = np.random.default_rng(1).normal(size=(2, 3, 7))
+Y = np.random.default_rng(2).normal(size=(20, 2, 3))
+REVERSED = GRID[:, ::-1]
+REPEATED = np.concatenate([GRID[:, :5], GRID[:, 4:-1]], axis=1)  # knot 4 twice, same shape
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: extend_grid(np.linspace(-1, 1, 5), 3), "got shape (5,). Use grid.reshape(1, -1)"),
+        (lambda: extend_grid(np.zeros((2, 1)), 3), "a grid needs at least 2 knots per row"),
+        (lambda: extend_grid(np.array([[1.0, 0.0, -1.0]]), 3), "row 0 decreases"),
+        (lambda: extend_grid(GRID[:, 3:-3], -1), "k must be an integer >= 0; got -1"),
+        (lambda: extend_grid([["a", "b"]], 1), "grid must be a numeric array"),
+        (lambda: B_batch(X[:, 0], GRID, 3), "x must be a 2-D array of shape (batch, in_dim); got shape (20,)"),
+        (lambda: B_batch(X[:, :1], GRID, 3), "x has 1 columns but grid has 2 rows"),
+        (lambda: B_batch(X, GRID[0], 3), "grid must be a 2-D array of knots"),
+        (lambda: B_batch(X, REVERSED, 3), "grid must be strictly increasing along each row; row 0"),
+        (lambda: B_batch(X, REPEATED, 3), "at positions 4 and 5"),
+        (lambda: B_batch(X, np.where(GRID > 1, np.inf, GRID), 3), "grid contains NaN or inf"),
+        (lambda: B_batch(X, GRID, 5), "an extended grid for k=5 has G+2k+1 >= 12 knots per row"),
+        (lambda: B_batch(X, GRID, "3"), "k must be an integer >= 0; got '3'"),
+        (lambda: B_batch_deriv(X, GRID, 0), "k must be an integer >= 1; got 0"),
+        (lambda: B_batch_deriv(X[:, 0], GRID, 3), "got shape (20,)"),
+        (lambda: B_batch_deriv(X, REVERSED, 3), "strictly increasing"),
+        (lambda: coef2curve(X[:, 0], GRID, COEF, 3), "got shape (20,)"),
+        (lambda: coef2curve(X[:, :1], GRID, COEF, 3), "x has 1 columns but grid has 2 rows"),
+        (lambda: coef2curve(X, REPEATED, COEF, 3), "strictly increasing"),
+        (lambda: coef2curve(X, GRID, COEF[:, :, 1:], 3), "coef must have shape (in_dim, out_dim, G+k) = (2, out_dim, 7)"),
+        (lambda: coef2curve(X, GRID, COEF[:1], 3), "got shape (1, 3, 7)"),
+        (lambda: coef2curve(X, GRID, COEF[0], 3), "got shape (3, 7)"),
+        (lambda: curve2coef(X[:, 0], Y, GRID, 3), "got shape (20,)"),
+        (lambda: curve2coef(X[:, :1], Y, GRID, 3), "x has 1 columns but grid has 2 rows"),
+        (lambda: curve2coef(X, Y, REVERSED, 3), "strictly increasing"),
+        (lambda: curve2coef(X, Y[:, 0], GRID, 3), "y must have shape (batch, in_dim, out_dim) = (20, 2, out_dim)"),
+        (lambda: curve2coef(X, Y[:5], GRID, 3), "got shape (5, 2, 3)"),
+        (lambda: curve2coef(X, Y[:, :1], GRID, 3), "got shape (20, 1, 3)"),
+        (lambda: curve2coef(X, Y, GRID, 3, lamb=-1e-3), "lamb is the weight of a ridge term and must be >= 0; got -0.001"),
+        (lambda: curve2coef(X, Y, GRID, 3, lamb=np.nan), "lamb must be a finite number; got nan"),
+        (lambda: curve2coef(X, Y, GRID, 3, lamb="0"), "lamb must be a finite number; got '0'"),
+        (lambda: curve2coef(X, np.where(Y > 1, np.nan, Y), GRID, 3), "y contains NaN or inf"),
+        (lambda: curve2coef(np.where(X > 0.9, np.inf, X), Y, GRID, 3), "x contains NaN or inf"),
+        (lambda: curve2coef(X[:0], Y[:0], GRID, 3), "x has no samples"),
+        (lambda: SplineBasis(X[:, 0], GRID, 3), "got shape (20,)"),
+        (lambda: SplineBasis(X[:, :1], GRID, 3), "x has 1 columns but grid has 2 rows"),
+        (lambda: SplineBasis(X, GRID, -1), "k must be an integer >= 0; got -1"),
+        (lambda: SplineBasis(X, GRID, 3, local="yes"), "local must be None, True or False"),
+    ],
+)
+def test_spline_functions_reject_bad_arguments(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert message in str(err.value), str(err.value)
+
+
+def test_negative_ridge_would_break_the_fit():
+    # why a negative lamb is rejected: it can make the normal equations singular, here exactly
+    x = np.linspace(-1, 1, 50)[:, None]
+    grid = uniform_grid(1, 3, 1)
+    B = B_batch(x, grid, 1)[:, 0]
+    lamb = -np.linalg.eigvalsh(B.T @ B)[0]
+    with pytest.raises(ValueError, match="must be >= 0"):
+        curve2coef(x, np.sin(x)[:, :, None], grid, 1, lamb=lamb)
+
+
+def test_spline_checks_accept_valid_input_unchanged():
+    # lists and integer arrays are accepted, and results equal those of float arrays
+    np.testing.assert_array_equal(B_batch(X.tolist(), GRID.tolist(), 3), B_batch(X, GRID, 3))
+    np.testing.assert_array_equal(extend_grid(np.array([[0, 1, 2]]), 1), [[-1.0, 0.0, 1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(uniform_grid(np.int64(2), np.int32(4), np.int64(3)), GRID)
+    coef = curve2coef(X, Y, GRID, 3, lamb=0)
+    assert coef.shape == (2, 3, 7)
+
+
+# Layers
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(in_dim=0), "in_dim must be an integer >= 1; got 0"),
+        (dict(out_dim=0), "out_dim must be an integer >= 1; got 0"),
+        (dict(out_dim=-2), "out_dim must be an integer >= 1; got -2"),
+        (dict(in_dim=2.0), "in_dim must be an integer >= 1; got 2.0"),
+        (dict(G=0), "G must be an integer >= 1; got 0"),
+        (dict(k=-1), "k must be an integer >= 0; got -1"),
+        (dict(grid_range=(2, 1)), "grid_range must be finite with low < high"),
+        (dict(noise_scale=-1), "noise_scale must be >= 0"),
+        (dict(noise_scale=np.nan), "noise_scale must be a finite number"),
+        (dict(scale_base_mu=np.inf), "scale_base_mu must be a finite number"),
+        (dict(scale_base_sigma=-1), "scale_base_sigma must be >= 0"),
+        (dict(scale_sp="1"), "scale_sp must be a finite number"),
+        (dict(rng=42), "rng must be a numpy Generator"),
+    ],
+)
+def test_init_layer_rejects_bad_arguments_without_drawing(kwargs, message):
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    with pytest.raises(ValueError) as err:
+        init_layer(**{"in_dim": 2, "out_dim": 3, "rng": rng, **kwargs})
+    assert message in str(err.value)
+    assert rng.bit_generator.state == state
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((0, 3, GRID[:0], 3), "in_dim must be an integer >= 1; got 0"),
+        ((2, 0, GRID, 3), "out_dim must be an integer >= 1; got 0"),
+        ((3, 1, GRID, 3), "grid has 2 rows but the layer has in_dim=3 inputs"),
+        ((2, 1, GRID[0], 3), "grid must be a 2-D array"),
+        ((2, 1, REVERSED, 3), "strictly increasing"),
+        ((2, 1, GRID, 5), "k=5 has G+2k+1 >= 12 knots per row"),
+        ((2, 1, GRID, None), "k must be an integer >= 0; got None"),
+    ],
+)
+def test_kan_layer_rejects_bad_arguments(args, message):
+    with pytest.raises(ValueError) as err:
+        KANLayer(*args)
+    assert message in str(err.value)
+
+
+def test_layer_forward_rejects_bad_inputs():
+    layer, p = init_layer(2, 3)
+    for call, message in [
+        (lambda: layer_forward(layer, p, X[:, 0]), "x must have shape (batch, 2) for a layer with 2 inputs; got shape (20,)"),
+        (lambda: layer_forward(layer, p, np.zeros((5, 3))), "got shape (5, 3)"),
+        (lambda: layer_forward(layer, p, X, edges=None), "edges must be True or False; got None"),
+        (lambda: layer_forward(layer, p, X, local="dense"), "local must be None, True or False"),
+        (lambda: layer_value(layer, p, X[:, :1]), "got shape (20, 1)"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            call()
+        assert message in str(err.value)
+
+
+# Second derivatives through the hand-written gradients
+
+
+def spline_setup(local):
+    rng = np.random.default_rng(3)
+    grid = uniform_grid(2, 12, 3)  # 15 bases: local=None would choose either form by size
+    x = rng.uniform(-1, 1, (30, 2))
+    C = rng.normal(size=(2 * 15, 3))
+    return x, C, SplineBasis(x, grid, 3, local=local)
+
+
+@pytest.mark.parametrize("local", [False, True])
+@pytest.mark.parametrize("primitive, name", [(spline_sum, "spline_sum"), (spline_edges, "spline_edges")])
+def test_second_derivative_of_spline_primitive_raises(local, primitive, name):
+    x, C, basis = spline_setup(local)
+    loss = lambda x, C: anp.sum(anp.sin(primitive(x, C, basis)))
+    grad(loss, 0)(x, C)  # first derivatives work
+    grad(loss, 1)(x, C)
+    message = f"second derivatives through {name} are not supported"
+    with pytest.raises(NotImplementedError, match=message):
+        grad(lambda x: anp.sum(grad(loss, 0)(x, C)))(x)
+    with pytest.raises(NotImplementedError, match=message):
+        hessian(loss, 1)(x, C)  # the gradient for C does not depend on C, but the cotangent does
+    with pytest.raises(NotImplementedError, match=message):
+        grad(lambda C: anp.sum(grad(loss, 0)(x, C) ** 2))(C)  # mixed: d/dC of d/dx
+
+
+def test_second_derivative_through_layer_and_network_raises():
+    layer, p = init_layer(2, 3, G=5)
+    loss = lambda x: anp.sum(anp.sin(layer_forward(layer, p, x)))
+    with pytest.raises(NotImplementedError, match="second derivatives through numeric_branch are not supported"):
+        grad(lambda x: anp.sum(grad(loss)(x)))(X)
+    model = KAN([2, 3, 1], grid=5, seed=0)
+    u = lambda params, x: anp.sum(model._forward(params, x))
+    with pytest.raises(NotImplementedError, match="evaluate the splines with B_batch or coef2curve"):
+        grad(lambda params: anp.sum(grad(u, 1)(params, X) ** 2))(model.params)
+    with pytest.raises(NotImplementedError, match="second derivatives"):
+        hessian(lambda x: u(model.params, x))(X)
+
+
+def test_second_derivative_of_numeric_branch_raises_for_parameters():
+    layer, p = init_layer(2, 3, G=5)
+    basis = SplineBasis(X, layer.grid, 3)
+    loss = lambda coef: anp.sum(anp.sin(numeric_branch(X, coef, p["scale_base"], p["scale_sp"], layer.mask, basis)))
+    with pytest.raises(NotImplementedError, match="second derivatives through numeric_branch"):
+        hessian(loss)(p["coef"])
+
+
+# Non-finite symbolic edges stay on their edge
+
+
+def raw_sqrt(z):
+    return anp.sqrt(z)  # NaN for z < 0, unlike the library's guarded sqrt
+
+
+def nan_edge_layer(local):
+    layer, p = init_layer(3, 4, G=12 if local else 5, rng=np.random.default_rng(0))
+    layer.mask[1, 0] = layer.mask[2, 2] = 0  # (1, 0) becomes symbolic, (2, 2) is switched off
+    layer.sym_mask[1, 0] = layer.sym_mask[0, 3] = 1  # (0, 3) is symbolic on top of its spline
+    layer.sym_fns[(1, 0)] = ("raw sqrt", raw_sqrt)
+    layer.sym_fns[(0, 3)] = ("sin", anp.sin)
+    return layer, p
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_nan_symbolic_edge_stays_on_its_edge(local):
+    layer, p = nan_edge_layer(local)
+    x = np.random.default_rng(1).uniform(-1, 1, (100, 3))
+    bad = x[:, 1] < 0  # raw_sqrt(a x + b) with (a, b) = (1, 0)
+    assert bad.any()
+    assert not bad.all()
+    expected = np.zeros((100, 3, 4), dtype=bool)
+    expected[bad, 1, 0] = True
+    with np.errstate(invalid="ignore"):
+        y, acts = layer_forward(layer, p, x, edges=True, local=local)
+        y_sum = layer_forward(layer, p, x, local=local)
+        for edges in (False, True):
+            y_value, acts_value, _ = layer_value(layer, p, x, edges=edges, cache=False)
+            np.testing.assert_array_equal(~np.isfinite(y_value), expected.any(1))
+            if edges:
+                np.testing.assert_array_equal(~np.isfinite(acts_value), expected)
+    np.testing.assert_array_equal(~np.isfinite(acts), expected)
+    np.testing.assert_array_equal(~np.isfinite(y), expected.any(1))
+    np.testing.assert_array_equal(~np.isfinite(y_sum), expected.any(1))
+    # the finite outputs equal those of the same layer with a finite function on the edge
+    layer.sym_fns[(1, 0)] = ("abs sqrt", lambda z: anp.sqrt(anp.abs(z)))
+    y_ok, acts_ok = layer_forward(layer, p, x, edges=True, local=local)
+    np.testing.assert_allclose(acts[~expected], acts_ok[~expected], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(y[:, 1:], y_ok[:, 1:], rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_non_finite_input_skips_switched_off_edges(local):
+    layer, p = nan_edge_layer(local)
+    x = np.random.default_rng(1).uniform(0.1, 1, (60, 3))
+    x[::4, 2] = np.nan
+    x[1::4, 2] = np.inf
+    x[2::4, 2] = -np.inf
+    bad = ~np.isfinite(x[:, 2])
+    with np.errstate(invalid="ignore"):
+        y, acts = layer_forward(layer, p, x, edges=True, local=local)
+        y_sum = layer_forward(layer, p, x, local=local)
+        y_value = layer_value(layer, p, x, cache=False)[0]
+    np.testing.assert_array_equal(acts[:, 2, 2], 0.0)  # switched off, although its input is NaN or inf
+    for j in (0, 1, 3):  # numeric edges from input 2
+        np.testing.assert_array_equal(~np.isfinite(acts[:, 2, j]), bad)
+    assert np.isfinite(acts[:, :2]).all()
+    np.testing.assert_array_equal(np.isfinite(acts).all(1), np.isfinite(y))
+    for out in (y, y_sum, y_value):
+        np.testing.assert_array_equal(np.isfinite(out[:, 2]), np.ones(60, dtype=bool))
+
+
+def test_nan_edge_reaches_only_dependent_network_outputs():
+    model = KAN([2, 2, 2], grid=5, seed=0)
+    model.layers[0].mask[0, 1] = 0
+    model.layers[0].sym_mask[0, 1] = 1
+    model.layers[0].sym_fns[(0, 1)] = ("raw sqrt", raw_sqrt)  # hidden node 1 is NaN where x_0 < 0
+    model.layers[1].mask[1, 0] = 0  # output 0 does not use hidden node 1
+    x = np.random.default_rng(2).uniform(-1, 1, (80, 2))
+    with np.errstate(invalid="ignore"):
+        y = model(x)
+        _, acts = model._forward(model.params, x, edges=True)
+    bad = x[:, 0] < 0
+    assert np.isfinite(y[:, 0]).all()
+    np.testing.assert_array_equal(~np.isfinite(y[:, 1]), bad)
+    np.testing.assert_array_equal((~np.isfinite(acts[0]["edges"])).any(0), [[False, True], [False, False]])
+    np.testing.assert_array_equal((~np.isfinite(acts[1]["edges"])).any(0), [[False, False], [False, True]])
+
+
+def test_symbolic_placement_matches_one_hot_product():
+    # with finite values the symbolic edges add the same numbers as a one-hot product of their values
+    layer, p = nan_edge_layer(False)
+    layer.sym_fns[(1, 0)] = ("sin", anp.sin)
+    layer.sym_mask[2, 0] = layer.sym_mask[0, 0] = 1
+    layer.sym_fns[(2, 0)] = layer.sym_fns[(0, 0)] = ("x^2", lambda z: z * z)
+    x = np.random.default_rng(3).uniform(-1, 1, (40, 3))
+    y, acts = layer_forward(layer, p, x, edges=True)
+    numeric = layer_forward(layer, {**p, "affine": p["affine"] * [1, 1, 0, 0]}, x, edges=True)[1]
+    from kan_nb.layer import symbolic_values
+    (ii, jj, v), = symbolic_values(layer, p, x)
+    expected = numeric + (v @ np.eye(12)[ii * 4 + jj]).reshape(40, 3, 4)
+    np.testing.assert_allclose(acts, expected, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(layer_forward(layer, p, x), numeric.sum(1) + v @ np.eye(4)[jj], rtol=0, atol=1e-13)
+    loss = lambda p: anp.sum(anp.sin(layer_forward(layer, p, x)))
+    g = grad(loss)(p)
+    h = 1e-6
+    q, r = ({**p, "affine": p["affine"].copy()} for _ in range(2))
+    q["affine"][2, 0, 2] += h
+    r["affine"][2, 0, 2] -= h
+    np.testing.assert_allclose(g["affine"][2, 0, 2], (loss(q) - loss(r)) / (2 * h), rtol=0, atol=1e-7)
+
+
+# Symbolic methods
+
+
+def test_failed_symbolic_argument_checks_leave_model_unchanged(data):
+    model = KAN([2, 3, 1], grid=5, seed=0)
+    model.fit(data, steps=2)
+    model.fix_symbolic(1, 0, 0, "x")
+    x = data["train_input"]
+    calls = [
+        (lambda m: m.fix_symbolic(0, 0, 0, np.sin), "name must be the name of a library function"),
+        (lambda m: m.fix_symbolic(0, 0, 0, "sin", fit_params_bool="no"), "fit_params_bool must be True or False"),
+        (lambda m: m.fix_symbolic(0, 0, 0, "sin", verbose=1), "verbose must be True or False; got 1"),
+        (lambda m: m.fix_symbolic(0, 0, 0, "sin", x=x[:2]), "at least 3 samples"),
+        (lambda m: m.auto_symbolic(r2_threshold=2), "r2_threshold must lie in [0, 1], the range of r2; got 2"),
+        (lambda m: m.auto_symbolic(r2_threshold=1.0000001), "r2_threshold must lie in [0, 1]"),
+        (lambda m: m.auto_symbolic(r2_threshold=-0.5), "r2_threshold must lie in [0, 1]"),
+        (lambda m: m.auto_symbolic(r2_threshold=np.nan), "r2_threshold must be a finite number; got nan"),
+        (lambda m: m.auto_symbolic(weight_simple=1.5), "weight_simple must lie in [0, 1]; got 1.5"),
+        (lambda m: m.auto_symbolic(weight_simple=-0.1), "weight_simple must be >= 0"),
+        (lambda m: m.auto_symbolic(weight_simple=np.nan), "weight_simple must be a finite number"),
+        (lambda m: m.auto_symbolic(verbose="yes"), "verbose must be True or False"),
+        (lambda m: m.auto_symbolic(lib=[]), "lib must be a non-empty list"),
+        (lambda m: m.auto_symbolic(x=x[:, :1]), "1 columns but the model expects 2"),
+        (lambda m: m.suggest_symbolic(0, 0, 0, weight_simple=2), "weight_simple must lie in [0, 1]; got 2"),
+        (lambda m: m.suggest_symbolic(0, 0, 0, topk=0), "topk must be an integer >= 1; got 0"),
+        (lambda m: m.suggest_symbolic(0, 0, 3), "j must be an output node of layer 0"),
+        (lambda m: m.suggest_symbolic(True, 0, 0), "l must be an integer >= 0; got True"),
+        (lambda m: m.unfix_symbolic(1, 1, 0), "edge (1,1,0) is not symbolic"),
+    ]
+    for call, message in calls:
+        before = model_state(model)
+        with pytest.raises(ValueError) as err:
+            call(model)
+        assert message in str(err.value), (message, str(err.value))
+        assert_state_equal(model_state(model), before)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.symbolic_latex(var=5), "var must be a list of 2 names or SymPy symbols, one per input; got 5"),
+        (lambda m: m.symbolic_formula(var=5), "var must be a list of 2 names"),
+        (lambda m: m.symbolic_formula(var="ab"), "var must be a list of 2 names"),
+        (lambda m: m.symbolic_formula(var=["a", 1]), "var must contain names such as 'x' or SymPy symbols; got 1"),
+        (lambda m: m.symbolic_formula(var=["a", ""]), "got ''"),
+        (lambda m: m.symbolic_formula(var=["a", "a"]), "2 different names"),
+        (lambda m: m.symbolic_formula(digits=-1), "digits must be an integer >= 0; got -1"),
+        (lambda m: m.symbolic_formula(simplify=None), "simplify must be True or False; got None"),
+        (lambda m: m.symbolic_formula(keep_numeric="no"), "keep_numeric must be True or False"),
+        (lambda m: m.symbolic_latex(digits=1.5), "digits must be an integer >= 0; got 1.5"),
+        (lambda m: m.symbolic_function(digits="2"), "digits must be an integer >= 0"),
+    ],
+)
+def test_symbolic_formula_rejects_bad_arguments(call, message):
+    model = KAN([2, 1], grid=5, seed=0)
+    x = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    model.auto_symbolic(lib=["x", "sin"], x=x)
+    with pytest.raises(ValueError) as err:
+        call(model)
+    assert message in str(err.value)
+
+
+def test_fit_params_and_ex_round_reject_bad_arguments():
+    from kan_nb.symbolic import ex_round, fit_params
+
+    x = np.linspace(-1, 1, 30)
+    with pytest.raises(ValueError, match="x must be a 1-D array of samples of one edge"):
+        fit_params(np.stack([x, x], 1), np.concatenate([x, x]), "sin")
+    with pytest.raises(ValueError, match="y must be a numeric array"):
+        fit_params(x, ["a"] * 30, "sin")
+    fit_params(x[:, None], np.sin(x), "sin")  # a single column is fine
+    with pytest.raises(ValueError, match="expr must be a SymPy expression; got str"):
+        ex_round("x + 1", 2)
+
+
+def test_auto_symbolic_is_all_or_nothing(data, monkeypatch):
+    import kan_nb.symbolic as symbolic
+
+    model = KAN([2, 3, 1], grid=5, seed=0)
+    model.fit(data, steps=2)
+    model.fix_symbolic(0, 1, 2, "sin")
+    before = model_state(model)
+    real = symbolic._rank
+    calls = []
+
+    def fail_on_fifth_edge(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # not an Exception: the rollback must catch it too
+        return real(*args)
+
+    monkeypatch.setattr(symbolic, "_rank", fail_on_fifth_edge)
+    with pytest.raises(KeyboardInterrupt):
+        model.auto_symbolic(lib=["x", "x^2", "sin"])
+    assert len(calls) == 5
+    assert_state_equal(model_state(model), before)
+    monkeypatch.setattr(symbolic, "_rank", real)
+    model.auto_symbolic(lib=["x", "x^2", "sin"])  # and it still works afterwards
+    assert not any(layer.mask.any() for layer in model.layers)
+
+
+def test_spline_primitives_reject_wrong_coefficient_shape():
+    x, C, basis = spline_setup(False)
+    for primitive in (spline_sum, spline_edges):
+        with pytest.raises(ValueError, match=r"C must have shape \(in_dim\*\(G\+k\), out_dim\) = \(30, out_dim\)"):
+            primitive(x, C[:-1], basis)
+        with pytest.raises(ValueError, match=r"got shape \(90,\)"):
+            primitive(x, C.ravel(), basis)
+
+
+def test_gather_columns_equals_one_hot_product():
+    from kan_nb.layer import _gather_columns, _sum_columns
+
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=(30, 6))
+    for targets, n_targets in [([0, 0, 0, 0, 0, 0], 1), ([4, 1, 4, 0, 4, 1], 6), ([5, 4, 3, 2, 1, 0], 6)]:
+        targets = np.array(targets)
+        one_hot = np.eye(n_targets)[targets]
+        np.testing.assert_allclose(_gather_columns(v, targets, n_targets), v @ one_hot, rtol=0, atol=1e-14)
+        weights = rng.normal(size=(30, n_targets))
+        gather_grad = grad(lambda v: anp.sum(anp.sin(_gather_columns(v, targets, n_targets)) * weights))(v)
+        product_grad = grad(lambda v: anp.sum(anp.sin(v @ one_hot) * weights))(v)
+        np.testing.assert_allclose(gather_grad, product_grad, rtol=0, atol=1e-14)
+    targets = np.array([4, 1, 4, 0, 4, 1])
+    v[7, 2] = np.inf
+    result = _sum_columns(v, targets, 6)
+    np.testing.assert_array_equal(np.argwhere(~np.isfinite(result)), [[7, 4]])
+    np.testing.assert_array_equal(result[:, [2, 3, 5]], 0.0)  # no value targets these columns
