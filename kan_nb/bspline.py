@@ -8,7 +8,7 @@ Docs: https://kan-nb.github.io/kan_nb/bspline.html.md"""
 __all__ = ['LOCAL_MIN_BASES', 'DENSE_MAX_SIZE', 'CHUNK_SIZE', 'extend_grid', 'uniform_grid', 'B_batch', 'B_batch_deriv',
            'coef2curve', 'curve2coef', 'SplineBasis', 'spline_sum', 'spline_edges']
 
-# %% ../nbs/01_bspline.ipynb #fa338f87
+# %% ../nbs/01_bspline.ipynb #001c0d67
 import numbers
 import numpy as np
 import scipy.sparse as sparse
@@ -17,7 +17,7 @@ import autograd.numpy as anp
 from autograd.extend import primitive, defvjp
 from autograd.tracer import isbox
 
-# %% ../nbs/01_bspline.ipynb #6255435e
+# %% ../nbs/01_bspline.ipynb #84b0a779
 def _is_int(v): return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 def _check_int(name, value, min_value):
@@ -79,7 +79,7 @@ def _check_grid(grid, k, values=True, extended=True):
                              'Sort the knots and remove duplicates: equal knots give 0/0 in the Cox–de Boor recursion.')
     return grid
 
-# %% ../nbs/01_bspline.ipynb #b3fce85e
+# %% ../nbs/01_bspline.ipynb #ee986ccd
 def _extend(grid, k):
     "Extend `grid` like `extend_grid` does, without checks, for grids already checked"
     h = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # (in_dim, 1)
@@ -93,13 +93,9 @@ def extend_grid(grid:np.ndarray, # (in_dim, G+1) increasing knots of each featur
                )->np.ndarray: # (in_dim, G+2k+1) extended knots
     "Extend each row of `grid` by `k` knots on each side, spaced by the row's mean interval"
     k = _check_int('k', k, 0)
-    grid = _check_grid(grid, k, values=False, extended=False)
-    if (np.diff(grid, axis=1) < 0).any():
-        r = np.argwhere(np.diff(grid, axis=1) < 0)[0, 0]
-        raise ValueError(f'grid must be increasing along each row; row {r} decreases: {grid[r].tolist()}. Sort the knots.')
-    return _extend(grid, k)
+    return _extend(_check_grid(grid, k, values=True, extended=False), k)
 
-# %% ../nbs/01_bspline.ipynb #19ea7e0e
+# %% ../nbs/01_bspline.ipynb #96730f6e
 def _check_range(grid_range):
     "Return `grid_range` as (low, high) after checking that both are finite and low < high"
     try:
@@ -127,7 +123,7 @@ def uniform_grid(in_dim:int, # number of input features
                          'neighbouring knots coincide in float64. Widen it or rescale the inputs.')
     return np.repeat(row, in_dim, axis=0)
 
-# %% ../nbs/01_bspline.ipynb #822cd27a
+# %% ../nbs/01_bspline.ipynb #372823c2
 def _check_spline_args(x, grid, k, min_k=0):
     "Check (x, grid, k) for the functions that evaluate bases, the knot values included, and return them"
     k = _check_int('k', k, min_k)
@@ -152,7 +148,7 @@ def B_batch(x:np.ndarray, # (batch, in_dim) inputs
     "Order-`k` B-spline bases of every feature of `x` by the Cox–de Boor recursion"
     return _cox_de_boor(*_check_spline_args(x, grid, k))
 
-# %% ../nbs/01_bspline.ipynb #5e965bbd
+# %% ../nbs/01_bspline.ipynb #c5ead67b
 def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
                   grid:np.ndarray, # (in_dim, G+2k+1) extended knots
                   k:int, # spline order, at least 1
@@ -165,7 +161,7 @@ def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
     right = k / (t[..., k + 1:] - t[..., 1:-k]) * lower[..., 1:]
     return left - right
 
-# %% ../nbs/01_bspline.ipynb #79853731
+# %% ../nbs/01_bspline.ipynb #0dbbb0a1
 def _check_coef(coef, grid, k):
     "Raise `ValueError` unless `coef` has the shape (in_dim, out_dim, G+k) of `grid`"
     expected = (grid.shape[0], grid.shape[1] - k - 1)  # (in_dim, G+k)
@@ -184,7 +180,7 @@ def coef2curve(x:np.ndarray, # (batch, in_dim) inputs
     _check_coef(coef, grid, k)
     return anp.einsum('bic,ijc->bij', _cox_de_boor(x, grid, k), coef)
 
-# %% ../nbs/01_bspline.ipynb #6b146c2b
+# %% ../nbs/01_bspline.ipynb #23501940
 def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
                y:np.ndarray, # (batch, in_dim, out_dim) target values on every edge
                grid:np.ndarray, # (in_dim, G+2k+1) extended knots
@@ -213,7 +209,7 @@ def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
         coef = np.stack([np.linalg.lstsq(B[:, i], y[:, i], rcond=None)[0] for i in range(in_dim)])
     return coef.transpose(0, 2, 1)
 
-# %% ../nbs/01_bspline.ipynb #359dbc51
+# %% ../nbs/01_bspline.ipynb #10586631
 def _local_values(x, grid, k):
     "Padded index of each sample's first non-zero basis (in_dim, batch), its k+1 values and derivatives (k+1, in_dim, batch)"
     t = _extend(grid, k)  # (in_dim, G+4k+1), padded so every span has k+1 bases
@@ -244,7 +240,7 @@ def _local_values(x, grid, k):
     np.subtract(slope[:-1], slope[1:], out=dN[1:k])
     return span - k - 1, N, dN
 
-# %% ../nbs/01_bspline.ipynb #8f8664dd
+# %% ../nbs/01_bspline.ipynb #944cc12b
 LOCAL_MIN_BASES = 8  # grids with at least this many bases (G+k) use the local (sparse) form...
 DENSE_MAX_SIZE = 100_000  # ...unless the dense array batch*in_dim*(G+3k) has at most this many entries
 CHUNK_SIZE = 1 << 16  # edge slopes held at once when summing input gradients on the local form
@@ -390,7 +386,7 @@ class SplineBasis:
         "Every edge's spline derivative d spline_ij / dx_i, (batch, in_dim, out_dim)"
         return (self._matrix('dS_edge') @ self._pad(C)).reshape(self.batch, self.in_dim, -1)
 
-# %% ../nbs/01_bspline.ipynb #54eb295a
+# %% ../nbs/01_bspline.ipynb #e6652a5c
 def _first_order_only(name, *values):
     "Raise `NotImplementedError` if autograd traces any of `values`, because then a hand-written gradient is being differentiated"
     if any(isbox(v) for v in values):
@@ -415,7 +411,7 @@ def _hand_vjp(name, rule):
         return vjp
     return make
 
-# %% ../nbs/01_bspline.ipynb #e663cbcd
+# %% ../nbs/01_bspline.ipynb #9f7915ae
 @primitive
 def spline_sum(x, # (batch, in_dim) layer inputs, passed so gradients reach them
                C, # (in_dim*(G+k), out_dim) flattened coefficients
