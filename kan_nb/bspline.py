@@ -8,7 +8,7 @@ Docs: https://kan-nb.github.io/kan_nb/bspline.html.md"""
 __all__ = ['LOCAL_MIN_BASES', 'DENSE_MAX_SIZE', 'CHUNK_SIZE', 'extend_grid', 'uniform_grid', 'B_batch', 'B_batch_deriv',
            'coef2curve', 'curve2coef', 'SplineBasis', 'spline_sum', 'spline_edges']
 
-# %% ../nbs/01_bspline.ipynb #001c0d67
+# %% ../nbs/01_bspline.ipynb #2b47399c
 import numbers
 import numpy as np
 import scipy.sparse as sparse
@@ -17,7 +17,7 @@ import autograd.numpy as anp
 from autograd.extend import primitive, defvjp
 from autograd.tracer import isbox
 
-# %% ../nbs/01_bspline.ipynb #84b0a779
+# %% ../nbs/01_bspline.ipynb #052bc0ed
 def _is_int(v): return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 def _check_int(name, value, min_value):
@@ -79,7 +79,7 @@ def _check_grid(grid, k, values=True, extended=True):
                              'Sort the knots and remove duplicates: equal knots give 0/0 in the Cox–de Boor recursion.')
     return grid
 
-# %% ../nbs/01_bspline.ipynb #ee986ccd
+# %% ../nbs/01_bspline.ipynb #b9157dce
 def _extend(grid, k):
     "Extend `grid` like `extend_grid` does, without checks, for grids already checked"
     h = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # (in_dim, 1)
@@ -95,7 +95,7 @@ def extend_grid(grid:np.ndarray, # (in_dim, G+1) increasing knots of each featur
     k = _check_int('k', k, 0)
     return _extend(_check_grid(grid, k, values=True, extended=False), k)
 
-# %% ../nbs/01_bspline.ipynb #96730f6e
+# %% ../nbs/01_bspline.ipynb #7f690412
 def _check_range(grid_range):
     "Return `grid_range` as (low, high) after checking that both are finite and low < high"
     try:
@@ -123,7 +123,7 @@ def uniform_grid(in_dim:int, # number of input features
                          'neighbouring knots coincide in float64. Widen it or rescale the inputs.')
     return np.repeat(row, in_dim, axis=0)
 
-# %% ../nbs/01_bspline.ipynb #372823c2
+# %% ../nbs/01_bspline.ipynb #99a31545
 def _check_spline_args(x, grid, k, min_k=0):
     "Check (x, grid, k) for the functions that evaluate bases, the knot values included, and return them"
     k = _check_int('k', k, min_k)
@@ -148,7 +148,7 @@ def B_batch(x:np.ndarray, # (batch, in_dim) inputs
     "Order-`k` B-spline bases of every feature of `x` by the Cox–de Boor recursion"
     return _cox_de_boor(*_check_spline_args(x, grid, k))
 
-# %% ../nbs/01_bspline.ipynb #c5ead67b
+# %% ../nbs/01_bspline.ipynb #a7cad761
 def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
                   grid:np.ndarray, # (in_dim, G+2k+1) extended knots
                   k:int, # spline order, at least 1
@@ -161,7 +161,7 @@ def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
     right = k / (t[..., k + 1:] - t[..., 1:-k]) * lower[..., 1:]
     return left - right
 
-# %% ../nbs/01_bspline.ipynb #0dbbb0a1
+# %% ../nbs/01_bspline.ipynb #b6129b76
 def _check_coef(coef, grid, k):
     "Raise `ValueError` unless `coef` has the shape (in_dim, out_dim, G+k) of `grid`"
     expected = (grid.shape[0], grid.shape[1] - k - 1)  # (in_dim, G+k)
@@ -180,7 +180,7 @@ def coef2curve(x:np.ndarray, # (batch, in_dim) inputs
     _check_coef(coef, grid, k)
     return anp.einsum('bic,ijc->bij', _cox_de_boor(x, grid, k), coef)
 
-# %% ../nbs/01_bspline.ipynb #23501940
+# %% ../nbs/01_bspline.ipynb #f8e740d0
 def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
                y:np.ndarray, # (batch, in_dim, out_dim) target values on every edge
                grid:np.ndarray, # (in_dim, G+2k+1) extended knots
@@ -209,23 +209,39 @@ def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
         coef = np.stack([np.linalg.lstsq(B[:, i], y[:, i], rcond=None)[0] for i in range(in_dim)])
     return coef.transpose(0, 2, 1)
 
-# %% ../nbs/01_bspline.ipynb #10586631
+# %% ../nbs/01_bspline.ipynb #1da7dda0
+_KNOT_TABLES = {}  # per (grid, k): padded knots and row offsets, which every evaluation on that grid needs
+
+def _knot_tables(grid, k):
+    "Padded knots of `grid` (flat and per row), and each row's offset into the flat array; kept for the last 64 grids"
+    key = (grid.shape, k, grid.tobytes())
+    tables = _KNOT_TABLES.get(key)
+    if tables is None:
+        t = _extend(grid, k)  # (in_dim, G+4k+1), padded so every span has k+1 bases
+        in_dim, n_knots = t.shape
+        tables = (t.ravel(), list(t), t[:, :1].copy(), t[:, -1:].copy(), grid[:, :1].copy(), grid[:, -1:].copy(),
+                  np.arange(-1, in_dim * n_knots - 1, n_knots)[:, None], n_knots)
+        if len(_KNOT_TABLES) >= 64: _KNOT_TABLES.clear()
+        _KNOT_TABLES[key] = tables
+    return tables
+
 def _local_values(x, grid, k):
     "Padded index of each sample's first non-zero basis (in_dim, batch), its k+1 values and derivatives (k+1, in_dim, batch)"
-    t = _extend(grid, k)  # (in_dim, G+4k+1), padded so every span has k+1 bases
+    t_flat, rows, t_lo, t_hi, g_lo, g_hi, row_start, n_knots = _knot_tables(grid, k)
     batch, in_dim = x.shape
-    n_knots = t.shape[1]
     xt = np.ascontiguousarray(x.T)  # (in_dim, batch): every step below works on whole rows of samples
     span = np.empty((in_dim, batch), dtype=np.intp)
     for i in range(in_dim):
-        span[i] = np.searchsorted(t[i], xt[i], side='right')
-    np.clip(span, k + 1, n_knots - k - 1, out=span)
-    flat = span + np.arange(-1, in_dim * n_knots - 1, n_knots)[:, None]  # t.ravel()[flat] <= x < t.ravel()[flat+1]
-    xc = np.minimum(np.maximum(xt, t[:, :1]), t[:, -1:])  # keeps far-away samples finite; they are cleared
-    knots = t.ravel().take(flat + np.arange(1 - k, k + 1)[:, None, None])  # (2k, in_dim, batch): t[span+1-k .. span+k]
+        span[i] = rows[i].searchsorted(xt[i], side='right')
+    np.maximum(span, k + 1, out=span)  # two ufuncs with `out`: np.clip costs several times more on small arrays
+    np.minimum(span, n_knots - k - 1, out=span)
+    span += row_start  # now t_flat[span] <= x < t_flat[span+1]
+    xc = np.minimum(np.maximum(xt, t_lo), t_hi)  # keeps far-away samples finite; they are cleared
+    knots = t_flat.take(span + np.arange(1 - k, k + 1)[:, None, None])  # (2k, in_dim, batch): t[span+1-k .. span+k]
+    span -= row_start
     left = xc - knots[k - 1::-1]  # (k, in_dim, batch), row p-1 is x - t[span+1-p]
     right = knots[k:] - xc  # row p-1 is t[span+p] - x
-    N = ((xt >= grid[:, :1]) & (xt < grid[:, -1:])).astype(float)[None]  # order 0: 1 inside the extended grid
+    N = ((xt >= g_lo) & (xt < g_hi)).astype(float)[None]  # order 0: 1 inside the extended grid
     ratio = None
     for q in range(1, k + 1):  # one level of the triangle: order q from the q values of order q-1
         ratio = N / (right[:q] + left[q - 1::-1])  # (q, in_dim, batch)
@@ -238,12 +254,26 @@ def _local_values(x, grid, k):
     dN = np.empty_like(N)
     dN[0], dN[k] = -slope[0], slope[k - 1]
     np.subtract(slope[:-1], slope[1:], out=dN[1:k])
-    return span - k - 1, N, dN
+    span -= k + 1
+    return span, N, dN
 
-# %% ../nbs/01_bspline.ipynb #944cc12b
+# %% ../nbs/01_bspline.ipynb #7f4e7e8d
 LOCAL_MIN_BASES = 8  # grids with at least this many bases (G+k) use the local (sparse) form...
 DENSE_MAX_SIZE = 100_000  # ...unless the dense array batch*in_dim*(G+3k) has at most this many entries
 CHUNK_SIZE = 1 << 16  # edge slopes held at once when summing input gradients on the local form
+
+_DENSE_OFFSETS = {}
+
+def _dense_offsets(batch, in_dim, n_padded, k):
+    "Offsets (in_dim, 1) of each input's columns in the dense basis, the same plus each sample's row (in_dim, batch), and 0..k"
+    key = (batch, in_dim, n_padded, k)
+    offsets = _DENSE_OFFSETS.get(key)
+    if offsets is None:
+        col_start = (np.arange(in_dim) * n_padded)[:, None]
+        offsets = col_start, col_start + np.arange(batch) * (in_dim * n_padded), np.arange(k + 1)[:, None, None]
+        if len(_DENSE_OFFSETS) >= 64: _DENSE_OFFSETS.clear()
+        _DENSE_OFFSETS[key] = offsets
+    return offsets
 
 class SplineBasis:
     "Order-`k` B-spline bases of a batch `x` on per-feature `grid`s, with their derivatives"
@@ -268,9 +298,9 @@ class SplineBasis:
         self.derived = {}  # room for other quantities of `x` that a caller keeps with its basis
         self._matrices = {}
         if not self.local:
-            start = self.first + (np.arange(self.in_dim) * self.n_padded)[:, None]  # (in_dim, batch)
-            self.cols = start + np.arange(k + 1)[:, None, None]  # (k+1, in_dim, batch) columns of the values in B
-            self.pos = self.cols + np.arange(self.batch) * (self.in_dim * self.n_padded)  # their positions in B.ravel()
+            col_start, pos_start, r = _dense_offsets(self.batch, self.in_dim, self.n_padded, k)
+            self.cols = (self.first + col_start) + r  # (k+1, in_dim, batch) columns of the values in B
+            self.pos = (self.first + pos_start) + r  # their positions in B.ravel()
             self.B = self._padded_dense()  # (batch, in_dim*(G+3k))
 
     def _padded_dense(self):
@@ -386,7 +416,7 @@ class SplineBasis:
         "Every edge's spline derivative d spline_ij / dx_i, (batch, in_dim, out_dim)"
         return (self._matrix('dS_edge') @ self._pad(C)).reshape(self.batch, self.in_dim, -1)
 
-# %% ../nbs/01_bspline.ipynb #e6652a5c
+# %% ../nbs/01_bspline.ipynb #18e4ca11
 def _first_order_only(name, *values):
     "Raise `NotImplementedError` if autograd traces any of `values`, because then a hand-written gradient is being differentiated"
     if any(isbox(v) for v in values):
@@ -411,7 +441,7 @@ def _hand_vjp(name, rule):
         return vjp
     return make
 
-# %% ../nbs/01_bspline.ipynb #9f7915ae
+# %% ../nbs/01_bspline.ipynb #5ddefc57
 @primitive
 def spline_sum(x, # (batch, in_dim) layer inputs, passed so gradients reach them
                C, # (in_dim*(G+k), out_dim) flattened coefficients
