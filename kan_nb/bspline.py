@@ -8,7 +8,7 @@ Docs: https://kan-nb.github.io/kan_nb/bspline.html.md"""
 __all__ = ['LOCAL_MIN_BASES', 'DENSE_MAX_SIZE', 'CHUNK_SIZE', 'extend_grid', 'uniform_grid', 'B_batch', 'B_batch_deriv',
            'coef2curve', 'curve2coef', 'SplineBasis', 'spline_sum', 'spline_edges']
 
-# %% ../nbs/01_bspline.ipynb #2b47399c
+# %% ../nbs/01_bspline.ipynb #74f00927
 import numbers
 import numpy as np
 import scipy.sparse as sparse
@@ -17,7 +17,7 @@ import autograd.numpy as anp
 from autograd.extend import primitive, defvjp
 from autograd.tracer import isbox
 
-# %% ../nbs/01_bspline.ipynb #052bc0ed
+# %% ../nbs/01_bspline.ipynb #cda5c8ca
 def _is_int(v): return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 def _check_int(name, value, min_value):
@@ -79,7 +79,7 @@ def _check_grid(grid, k, values=True, extended=True):
                              'Sort the knots and remove duplicates: equal knots give 0/0 in the Cox–de Boor recursion.')
     return grid
 
-# %% ../nbs/01_bspline.ipynb #b9157dce
+# %% ../nbs/01_bspline.ipynb #d0f7c63b
 def _extend(grid, k):
     "Extend `grid` like `extend_grid` does, without checks, for grids already checked"
     h = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # (in_dim, 1)
@@ -95,15 +95,15 @@ def extend_grid(grid:np.ndarray, # (in_dim, G+1) increasing knots of each featur
     k = _check_int('k', k, 0)
     return _extend(_check_grid(grid, k, values=True, extended=False), k)
 
-# %% ../nbs/01_bspline.ipynb #7f690412
-def _check_range(grid_range):
-    "Return `grid_range` as (low, high) after checking that both are finite and low < high"
+# %% ../nbs/01_bspline.ipynb #8f4ece09
+def _check_range(value, name='grid_range'):
+    "Return the pair `value` as (low, high) after checking that both are finite and low < high; `name` is for messages"
     try:
-        lo, hi = (float(v) for v in grid_range)
+        lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f'grid_range must be a pair (low, high); got {grid_range!r}.') from None
+        raise ValueError(f'{name} must be a pair (low, high); got {value!r}.') from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f'grid_range must be finite with low < high; got {grid_range!r}.')
+        raise ValueError(f'{name} must be finite with low < high; got {value!r}.')
     return lo, hi
 
 def uniform_grid(in_dim:int, # number of input features
@@ -123,7 +123,7 @@ def uniform_grid(in_dim:int, # number of input features
                          'neighbouring knots coincide in float64. Widen it or rescale the inputs.')
     return np.repeat(row, in_dim, axis=0)
 
-# %% ../nbs/01_bspline.ipynb #99a31545
+# %% ../nbs/01_bspline.ipynb #2dde9710
 def _check_spline_args(x, grid, k, min_k=0):
     "Check (x, grid, k) for the functions that evaluate bases, the knot values included, and return them"
     k = _check_int('k', k, min_k)
@@ -148,7 +148,7 @@ def B_batch(x:np.ndarray, # (batch, in_dim) inputs
     "Order-`k` B-spline bases of every feature of `x` by the Cox–de Boor recursion"
     return _cox_de_boor(*_check_spline_args(x, grid, k))
 
-# %% ../nbs/01_bspline.ipynb #a7cad761
+# %% ../nbs/01_bspline.ipynb #5d0e837b
 def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
                   grid:np.ndarray, # (in_dim, G+2k+1) extended knots
                   k:int, # spline order, at least 1
@@ -161,7 +161,7 @@ def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
     right = k / (t[..., k + 1:] - t[..., 1:-k]) * lower[..., 1:]
     return left - right
 
-# %% ../nbs/01_bspline.ipynb #b6129b76
+# %% ../nbs/01_bspline.ipynb #5c4fb4b7
 def _check_coef(coef, grid, k):
     "Raise `ValueError` unless `coef` has the shape (in_dim, out_dim, G+k) of `grid`"
     expected = (grid.shape[0], grid.shape[1] - k - 1)  # (in_dim, G+k)
@@ -180,7 +180,7 @@ def coef2curve(x:np.ndarray, # (batch, in_dim) inputs
     _check_coef(coef, grid, k)
     return anp.einsum('bic,ijc->bij', _cox_de_boor(x, grid, k), coef)
 
-# %% ../nbs/01_bspline.ipynb #f8e740d0
+# %% ../nbs/01_bspline.ipynb #0e075211
 def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
                y:np.ndarray, # (batch, in_dim, out_dim) target values on every edge
                grid:np.ndarray, # (in_dim, G+2k+1) extended knots
@@ -209,7 +209,7 @@ def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
         coef = np.stack([np.linalg.lstsq(B[:, i], y[:, i], rcond=None)[0] for i in range(in_dim)])
     return coef.transpose(0, 2, 1)
 
-# %% ../nbs/01_bspline.ipynb #1da7dda0
+# %% ../nbs/01_bspline.ipynb #fe3b66ab
 _KNOT_TABLES = {}  # per (grid, k): padded knots and row offsets, which every evaluation on that grid needs
 
 def _knot_tables(grid, k):
@@ -257,7 +257,7 @@ def _local_values(x, grid, k):
     span -= k + 1
     return span, N, dN
 
-# %% ../nbs/01_bspline.ipynb #7f4e7e8d
+# %% ../nbs/01_bspline.ipynb #6e18b704
 LOCAL_MIN_BASES = 8  # grids with at least this many bases (G+k) use the local (sparse) form...
 DENSE_MAX_SIZE = 100_000  # ...unless the dense array batch*in_dim*(G+3k) has at most this many entries
 CHUNK_SIZE = 1 << 16  # edge slopes held at once when summing input gradients on the local form
@@ -416,7 +416,7 @@ class SplineBasis:
         "Every edge's spline derivative d spline_ij / dx_i, (batch, in_dim, out_dim)"
         return (self._matrix('dS_edge') @ self._pad(C)).reshape(self.batch, self.in_dim, -1)
 
-# %% ../nbs/01_bspline.ipynb #18e4ca11
+# %% ../nbs/01_bspline.ipynb #21f93c13
 def _first_order_only(name, *values):
     "Raise `NotImplementedError` if autograd traces any of `values`, because then a hand-written gradient is being differentiated"
     if any(isbox(v) for v in values):
@@ -441,7 +441,7 @@ def _hand_vjp(name, rule):
         return vjp
     return make
 
-# %% ../nbs/01_bspline.ipynb #5ddefc57
+# %% ../nbs/01_bspline.ipynb #6ae4bc78
 @primitive
 def spline_sum(x, # (batch, in_dim) layer inputs, passed so gradients reach them
                C, # (in_dim*(G+k), out_dim) flattened coefficients

@@ -7,36 +7,27 @@ Docs: https://kan-nb.github.io/kan_nb/network.html.md"""
 # %% auto #0
 __all__ = ['check_int', 'check_number', 'check_array', 'KAN', 'create_kan', 'OutsideGridWarning']
 
-# %% ../nbs/03_network.ipynb #015ca7ab
-import numbers
+# %% ../nbs/03_network.ipynb #10878bff
 import warnings
 import numpy as np
 import autograd.numpy as anp
 from fastcore.basics import patch
-from .bspline import uniform_grid
+from .bspline import uniform_grid, _is_int, _check_int, _check_number
 from .layer import KANLayer, init_layer, layer_forward
 
-# %% ../nbs/03_network.ipynb #301fb488
-def _is_int(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
+# %% ../nbs/03_network.ipynb #eb305367
 def check_int(name:str, # argument name, for the message
               value, # value received
               min_value:int=1, # smallest allowed value
              )->int:
     "Return `value` as an int, or raise `ValueError` if it is not an integer >= `min_value`"
-    if not _is_int(value) or value < min_value:
-        raise ValueError(f'{name} must be an integer >= {min_value}; got {value!r}.')
-    return int(value)
+    return _check_int(name, value, min_value)  # the B-spline chapter's check, which every chapter shares
 
 def check_number(name:str, value, min_value:float|None=None)->float:
     "Return `value` as a finite float, or raise `ValueError` (also if below `min_value`)"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f'{name} must be a finite number; got {value!r}.')
-    if min_value is not None and value < min_value:
-        raise ValueError(f'{name} must be >= {min_value}; got {value!r}.')
-    return float(value)
+    return _check_number(name, value, min_value)
 
-# %% ../nbs/03_network.ipynb #ef4993b5
+# %% ../nbs/03_network.ipynb #e46e4b82
 def check_array(name:str, # argument name, for the message
                 x, # array-like to check
                 n_cols:int|None=None, # required number of columns, if any
@@ -60,7 +51,7 @@ def check_array(name:str, # argument name, for the message
                          'remove or impute them.')
     return arr
 
-# %% ../nbs/03_network.ipynb #43c589f3
+# %% ../nbs/03_network.ipynb #fc59ebb7
 def _check_width(width):
     if isinstance(width, (str, bytes)) or not hasattr(width, '__len__') or len(width) < 2:
         raise ValueError(f'width must be a list of at least two layer sizes, such as [2, 5, 1]; got {width!r}.')
@@ -81,7 +72,7 @@ def _check_grid_range(grid_range, G, k):
                          'neighbouring knots coincide in float64. Widen it or rescale the inputs.')
     return lo, hi
 
-# %% ../nbs/03_network.ipynb #a7f83b64
+# %% ../nbs/03_network.ipynb #04aaba87
 class KAN:
     "Kolmogorov–Arnold network of the given `width`, with order-`k` splines on `grid` intervals"
     def __init__(self, width:list, # layer sizes [n_0, ..., n_L], at least two
@@ -122,7 +113,7 @@ class KAN:
     def __repr__(self):
         return f'KAN(width={self.width}, grid={self.grid}, k={self.k})'
 
-# %% ../nbs/03_network.ipynb #0e6706fc
+# %% ../nbs/03_network.ipynb #bd7d249d
 def create_kan(width:list, # layer sizes [n_0, ..., n_L]
                grid:int=3, # number of grid intervals G
                k:int=3, # spline order
@@ -132,7 +123,7 @@ def create_kan(width:list, # layer sizes [n_0, ..., n_L]
     "Create a `KAN`; `create_kan(width, ...)` is the same as `KAN(width, ...)`"
     return KAN(width, grid=grid, k=k, seed=seed, **kwargs)
 
-# %% ../nbs/03_network.ipynb #761363fa
+# %% ../nbs/03_network.ipynb #a420604d
 @patch
 def _forward(self:KAN, params, x, edges=False):
     "Network outputs for parameters `params`; with `edges`, also per-layer inputs and edge activations"

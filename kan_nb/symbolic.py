@@ -7,19 +7,19 @@ Docs: https://kan-nb.github.io/kan_nb/symbolic.html.md"""
 # %% auto #0
 __all__ = ['EPS', 'EXP_MAX', 'SymbolicFunction', 'SYMBOLIC_LIB', 'A_MIN', 'Suggestion', 'add_symbolic', 'fit_params', 'ex_round']
 
-# %% ../nbs/09_symbolic.ipynb #c042e02d
+# %% ../nbs/09_symbolic.ipynb #210a91e4
 import numbers
 from collections import namedtuple
 import numpy as np
 import autograd.numpy as anp
 import sympy
 from fastcore.basics import patch
-from .bspline import coef2curve
+from .bspline import coef2curve, _check_range
 from .layer import silu, layer_forward
 from .network import KAN, check_int, check_number, check_array
 from .training import _check_bool
 
-# %% ../nbs/09_symbolic.ipynb #8adc30fa
+# %% ../nbs/09_symbolic.ipynb #d0345118
 EPS = 1e-12  # distance kept from a pole or a domain boundary
 EXP_MAX = 100.  # largest argument of exp, so squared residuals stay finite
 
@@ -68,7 +68,7 @@ SYMBOLIC_LIB = {
     'gaussian': SymbolicFunction(lambda z: anp.exp(-z * z), lambda z: sympy.exp(-z**2), 3, None),
 }
 
-# %% ../nbs/09_symbolic.ipynb #eca21d7c
+# %% ../nbs/09_symbolic.ipynb #0c47288b
 def add_symbolic(name:str, # name used in `lib` lists, `fix_symbolic` and the formula
                  numpy_fn, # autograd-compatible function of an array, finite wherever training may evaluate it
                  sympy_fn, # the same function of a SymPy expression
@@ -98,7 +98,7 @@ def add_symbolic(name:str, # name used in `lib` lists, `fix_symbolic` and the fo
         raise ValueError(f'sympy_fn must return a SymPy expression; got {type(expr).__name__}.')
     SYMBOLIC_LIB[name] = SymbolicFunction(numpy_fn, sympy_fn, complexity, domain)
 
-# %% ../nbs/09_symbolic.ipynb #3c182dc4
+# %% ../nbs/09_symbolic.ipynb #f37e448b
 def _r2_rows(F, y):
     "Squared correlation of y with every row of F (..., n_samples); 0 for a constant row"
     Fc = F - F.mean(-1, keepdims=True)
@@ -119,7 +119,7 @@ def _grid_r2(entry, u, y, a_values, b_values):
     if not valid.all(): F = np.where(valid[..., None], F, 0.)
     return np.where(valid, _r2_rows(F, y), -np.inf)
 
-# %% ../nbs/09_symbolic.ipynb #cba3c1bb
+# %% ../nbs/09_symbolic.ipynb #2e3d40d0
 def _symmetries(fn):
     "Parity (+1 even, -1 odd, 0 neither) and shift law (-1 if f(z+π) = -f(z), +1 if f(z+π) = f(z), else 0)"
     z = np.array([0.13, 0.37, 0.61, 0.89])
@@ -154,7 +154,7 @@ def _linear_fit(f, y):
     r2 = 1. - (res @ res) / var_y if var_y > 0 else 1.
     return c, d, float(np.clip(r2, 0., 1.))
 
-# %% ../nbs/09_symbolic.ipynb #6db5cbbe
+# %% ../nbs/09_symbolic.ipynb #a8bc4632
 def _lookup(fn):
     "Library entry for a name, or an entry without domain test for a function"
     if isinstance(fn, str):
@@ -164,15 +164,6 @@ def _lookup(fn):
         return SYMBOLIC_LIB[fn]
     if not callable(fn): raise ValueError(f'fn must be a library name or a function; got {fn!r}.')
     return SymbolicFunction(fn, None, None, None)
-
-def _check_range(name, value):
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f'{name} must be a pair (low, high); got {value!r}.') from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f'{name} must be finite with low < high; got {value!r}.')
-    return lo, hi
 
 _Samples = namedtuple('_Samples', 'x y u y_search mid half')
 A_MIN = 0.1  # smallest |a| searched, for x scaled to [-1, 1]
@@ -218,7 +209,7 @@ def _search(entry, s, a_range=(-10, 10), b_range=(-10, 10), grid_number=51, iter
     a, b, c = _canonical(entry.fn, a, b, c)
     return np.array([a, b, c, d]), r2
 
-# %% ../nbs/09_symbolic.ipynb #7619955b
+# %% ../nbs/09_symbolic.ipynb #eaf86391
 def fit_params(x:np.ndarray, # (n,) inputs of the edge
                y:np.ndarray, # (n,) outputs of the edge
                fn, # library name such as 'sin', or an autograd-compatible function
@@ -229,11 +220,11 @@ def fit_params(x:np.ndarray, # (n,) inputs of the edge
               )->tuple: # (array (a, b, c, d), r2)
     "Fit y ≈ c·fn(a·x+b)+d by a coarse-to-fine search over (a, b) and least squares for (c, d)"
     entry = _lookup(fn)
-    a_range, b_range = _check_range('a_range', a_range), _check_range('b_range', b_range)
+    a_range, b_range = _check_range(a_range, 'a_range'), _check_range(b_range, 'b_range')
     grid_number, iteration = check_int('grid_number', grid_number, 3), check_int('iteration', iteration)
     return _search(entry, _prepare(x, y), a_range, b_range, grid_number, iteration)
 
-# %% ../nbs/09_symbolic.ipynb #bd07564b
+# %% ../nbs/09_symbolic.ipynb #43184c5f
 def _check_edge(model, l, i, j):
     "Validated (l, i, j) of an edge of `model`"
     l = check_int('l', l, 0)
@@ -262,7 +253,7 @@ def _numeric_branch(layer, p, x):
     spline = coef2curve(x, layer.grid, p['coef'], layer.k)  # (batch, in_dim, out_dim)
     return silu(x)[:, :, None] * p['scale_base'] + spline * p['scale_sp']
 
-# %% ../nbs/09_symbolic.ipynb #163816dc
+# %% ../nbs/09_symbolic.ipynb #9e6ca877
 Suggestion = namedtuple('Suggestion', 'name r2 complexity score params')
 Suggestion.__doc__ = "A ranked candidate: library name, r2, complexity, score (lower is better), (a, b, c, d)"
 
@@ -293,7 +284,7 @@ def _rank(x, y, lib, weight_simple):
         res.append(Suggestion(name, r2, complexity, float(score), params))
     return sorted(res, key=lambda s: s.score)
 
-# %% ../nbs/09_symbolic.ipynb #1560a5ca
+# %% ../nbs/09_symbolic.ipynb #506301e4
 @patch
 def suggest_symbolic(self:KAN, l:int, # layer index
                      i:int, # input node of the edge
@@ -310,7 +301,7 @@ def suggest_symbolic(self:KAN, l:int, # layer index
     y = _numeric_branch(self.layers[l], self.params[l], xl)[:, i, j]
     return _rank(xl[:, i], y, lib, weight_simple)[:topk]
 
-# %% ../nbs/09_symbolic.ipynb #734814e3
+# %% ../nbs/09_symbolic.ipynb #daf023ff
 def _set_symbolic(model, l, i, j, name, params):
     "Switch edge (l, i, j) to c·f(a·x+b)+d with the library function `name`"
     layer = model.layers[l]
@@ -325,7 +316,7 @@ def _check_not_pruned(model, l, i, j):
     if layer.mask[i, j] == 0 and layer.sym_mask[i, j] == 0:
         raise ValueError(f'edge ({l},{i},{j}) is pruned: both its numeric and its symbolic branch are off.')
 
-# %% ../nbs/09_symbolic.ipynb #21e15095
+# %% ../nbs/09_symbolic.ipynb #42d72192
 @patch
 def fix_symbolic(self:KAN, l:int, # layer index
                  i:int, # input node of the edge
@@ -352,7 +343,7 @@ def fix_symbolic(self:KAN, l:int, # layer index
     if verbose: print(f'fixing ({l},{i},{j}) with {name}' + ('' if r2 is None else f', r2={r2:.10f}'))
     return self
 
-# %% ../nbs/09_symbolic.ipynb #916915d3
+# %% ../nbs/09_symbolic.ipynb #2ac5afc4
 @patch
 def unfix_symbolic(self:KAN, l:int, # layer index
                    i:int, # input node of the edge
@@ -370,7 +361,7 @@ def unfix_symbolic(self:KAN, l:int, # layer index
     self.params[l]['affine'] = affine
     return self
 
-# %% ../nbs/09_symbolic.ipynb #aeaa5a4f
+# %% ../nbs/09_symbolic.ipynb #d58f47f7
 def _check_r2_threshold(r2_threshold):
     r2_threshold = check_number('r2_threshold', r2_threshold)
     if not 0 <= r2_threshold <= 1:
@@ -426,7 +417,7 @@ def auto_symbolic(self:KAN, lib:list|None=None, # candidate names; the whole `SY
         raise
     return self
 
-# %% ../nbs/09_symbolic.ipynb #a4e33c68
+# %% ../nbs/09_symbolic.ipynb #d616c21d
 _ODD = (sympy.sin, sympy.tan, sympy.tanh, sympy.atan, sympy.asin, sympy.atanh, sympy.sign)
 _EVEN = (sympy.cos,)
 
@@ -479,7 +470,7 @@ def _tidy(e):
     e = _tidy_tree(e)
     return e.xreplace({v: sympy.Integer(int(v)) for v in e.atoms(sympy.Float) if v in (1, -1)})
 
-# %% ../nbs/09_symbolic.ipynb #b436acd7
+# %% ../nbs/09_symbolic.ipynb #c956f187
 def ex_round(expr, # SymPy expression
              digits:int, # decimals to keep
             ):
@@ -498,7 +489,7 @@ def ex_round(expr, # SymPy expression
         expr = new
     return expr
 
-# %% ../nbs/09_symbolic.ipynb #8ab89db0
+# %% ../nbs/09_symbolic.ipynb #4ce583a6
 def _check_var(model, var):
     "SymPy symbols of the network inputs: x_1..x_n, or the names given"
     n = model.width[0]
@@ -529,7 +520,7 @@ def _edge_expr(layer, p, l, i, j, xi, keep_numeric):
         e = e + sympy.Function(f'phi_{l},{i},{j}')(xi)
     return e
 
-# %% ../nbs/09_symbolic.ipynb #df6312dd
+# %% ../nbs/09_symbolic.ipynb #6ead8868
 @patch
 def symbolic_formula(self:KAN, var:list|None=None, # names of the inputs; x_1 .. x_n if None
                      digits:int|None=None, # round every number to this many decimals; no rounding if None
@@ -554,7 +545,7 @@ def symbolic_formula(self:KAN, var:list|None=None, # names of the inputs; x_1 ..
     if digits is not None: exprs = [ex_round(e, digits) for e in exprs]
     return exprs
 
-# %% ../nbs/09_symbolic.ipynb #5bd8ba42
+# %% ../nbs/09_symbolic.ipynb #5688bded
 @patch
 def symbolic_latex(self:KAN, var:list|None=None, # names of the inputs; x_1 .. x_n if None
                    digits:int|None=4, # round every number to this many decimals; no rounding if None
@@ -562,7 +553,7 @@ def symbolic_latex(self:KAN, var:list|None=None, # names of the inputs; x_1 .. x
     "The network's formula as LaTeX, one string per output"
     return [sympy.latex(e) for e in self.symbolic_formula(var=var, digits=digits)]
 
-# %% ../nbs/09_symbolic.ipynb #52101099
+# %% ../nbs/09_symbolic.ipynb #4740d33e
 @patch
 def symbolic_function(self:KAN, digits:int|None=None, # round the numbers first; no rounding if None
                      ): # function of a (batch, width[0]) array returning (batch, width[-1])

@@ -34,6 +34,16 @@ def model_state(model):
     )
 
 
+def assert_calls_leave_model_unchanged(model, calls):
+    "Each (call, message): call(model) raises ValueError containing message, and the model is exactly as before"
+    for call, message in calls:
+        before = model_state(model)
+        with pytest.raises(ValueError) as err:
+            call(model)
+        assert message in str(err.value), (message, str(err.value))
+        assert_state_equal(model_state(model), before)
+
+
 def assert_state_equal(a, b):
     assert a["width"] == b["width"]
     assert a["grid"] == b["grid"]
@@ -178,12 +188,7 @@ def test_failed_symbolic_calls_leave_model_unchanged(data):
         (lambda m: m.fix_symbolic(0, 0, 0, "sinh"), "'sinh' is not in the symbolic library"),
         (lambda m: m.unfix_symbolic(0, 0, 0), "is not symbolic"),
     ]
-    for call, message in calls:
-        before = model_state(model)
-        with pytest.raises(ValueError) as err:
-            call(model)
-        assert message in str(err.value), (message, str(err.value))
-        assert_state_equal(model_state(model), before)
+    assert_calls_leave_model_unchanged(model, calls)
 
 
 def test_update_grid_is_all_or_nothing(data, monkeypatch):
@@ -761,12 +766,7 @@ def test_failed_symbolic_argument_checks_leave_model_unchanged(data):
         (lambda m: m.suggest_symbolic(True, 0, 0), "l must be an integer >= 0; got True"),
         (lambda m: m.unfix_symbolic(1, 1, 0), "edge (1,1,0) is not symbolic"),
     ]
-    for call, message in calls:
-        before = model_state(model)
-        with pytest.raises(ValueError) as err:
-            call(model)
-        assert message in str(err.value), (message, str(err.value))
-        assert_state_equal(model_state(model), before)
+    assert_calls_leave_model_unchanged(model, calls)
 
 
 @pytest.mark.parametrize(
