@@ -6,6 +6,8 @@ nbconvert's markdown exporter after applying nbdev's cell directives.
 """
 from pathlib import Path
 
+import re
+
 import nbformat
 from nbconvert import MarkdownExporter
 
@@ -46,6 +48,8 @@ def build_readme(nb_path=ROOT / "nbs" / "index.ipynb"):
     nb.cells = kept
     nb.metadata['language_info'] = {'name': 'python'}  # fence code blocks as python
     body, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
+    # chapter links are relative to nbs/, where the docs site has them; in the repository README they need the folder
+    body = re.sub(r"\]\((?!https?://|#|nbs/)([\w.-]+\.ipynb)\)", r"](nbs/\1)", body)
     return body.strip() + "\n"
 
 

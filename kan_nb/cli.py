@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/cli.html.md"""
 # %% auto #0
 __all__ = ['LIB', 'MIN_ROWS', 'paper_example', 'run_demo', 'read_table', 'run_fit', 'main']
 
-# %% ../nbs/11_cli.ipynb #326df825
+# %% ../nbs/11_cli.ipynb #178c1df2
 import argparse
 import csv
 import sys
@@ -19,7 +19,7 @@ from .network import KAN, check_int, check_number
 from .training import create_dataset, rmse
 from .symbolic import _check_lib
 
-# %% ../nbs/11_cli.ipynb #a9e54721
+# %% ../nbs/11_cli.ipynb #d1f7f1af
 LIB = ['x', 'x^2', 'x^3', 'x^4', 'exp', 'log', 'sqrt', 'tanh', 'sin', 'abs']  # the library of pykan's hellokan
 
 def paper_example(x):
@@ -33,12 +33,13 @@ def _save_loss_curve(stages, path, title):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 3.5))
     start = 0
-    for label, history in stages:
+    for n, (label, history) in enumerate(stages):
         steps = np.arange(start + 1, start + len(history['test_loss']) + 1)
         ax.semilogy(steps, history['train_loss'], color='C0', lw=1)
         ax.semilogy(steps, history['test_loss'], '--', color='C1', lw=1)
         ax.axvline(start + 0.5, color='gray', lw=0.5)
-        ax.text(start + 1, 0.97, label, va='top', fontsize=8, transform=ax.get_xaxis_transform())
+        # labels alternate between two heights, so a long label does not run into its neighbour's
+        ax.text(start + 1, 0.97 - 0.08 * (n % 2), label, va='top', fontsize=8, transform=ax.get_xaxis_transform())
         start += len(history['test_loss'])
     ax.plot([], [], color='C0', label='train')
     ax.plot([], [], '--', color='C1', label='test')
@@ -55,7 +56,7 @@ def _save_network_plot(model, path, title, in_vars=None, out_vars=None):
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
-# %% ../nbs/11_cli.ipynb #fbab8882
+# %% ../nbs/11_cli.ipynb #e2960fb2
 def _train(model, data, stages, label, **kwargs):
     "Fit `model` on `data`, record the history under `label` and print its final errors"
     start = time.perf_counter()
@@ -70,7 +71,7 @@ def _symbolic_report(model):
     return ', '.join(f'({l},{i},{j}) {layer.sym_fns[i, j][0]}' for l, layer in enumerate(model.layers)
                      for i, j in sorted(layer.sym_fns) if layer.sym_mask[i, j])
 
-# %% ../nbs/11_cli.ipynb #3b3147ca
+# %% ../nbs/11_cli.ipynb #9205205e
 def _check_grids(grid, grids):
     "Grid sizes of the extensions, each larger than the one before"
     grids = [check_int('grids', g) for g in grids]
@@ -88,7 +89,7 @@ def run_demo(out:str='kan_nb_output', # folder for the figures, created if missi
              lamb:float=1e-3, # weight of the sparsity regulariser in the first stage
             )->dict: # final test RMSE of the network and of the rounded formula, and the formula
     "Run the paper's recipe on exp(sin(pi x) + y^2): regularise, prune, extend the grid, fix symbols; save figures"
-    steps, grid, lamb = check_int('steps', steps, 0), check_int('grid', grid), check_number('lamb', lamb, 0.)
+    steps, grid, lamb = check_int('steps', steps, 1), check_int('grid', grid), check_number('lamb', lamb, 0.)
     grids = _check_grids(grid, grids)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +122,7 @@ def run_demo(out:str='kan_nb_output', # folder for the figures, created if missi
           'network_symbolic.png')
     return dict(test_rmse=history['test_loss'][-1], formula_rmse=rounded_rmse, formula=formula)
 
-# %% ../nbs/11_cli.ipynb #a9a2a578
+# %% ../nbs/11_cli.ipynb #2676433c
 MIN_ROWS = 10  # fewer rows cannot give both a training and a test set worth the name
 
 def _parse_cell(text, where):
@@ -154,7 +155,7 @@ def _is_number(text):
     except ValueError:
         return False
 
-# %% ../nbs/11_cli.ipynb #27dfadae
+# %% ../nbs/11_cli.ipynb #c3cef05d
 def read_table(path:str, # CSV file with a header line
                target:str, # name of the label column
               )->tuple: # inputs (N, n_in), labels (N, 1), input column names
@@ -186,7 +187,7 @@ def read_table(path:str, # CSV file with a header line
     inputs = [h for h in header if h != target]
     return np.delete(table, t, axis=1), table[:, [t]], inputs
 
-# %% ../nbs/11_cli.ipynb #15203758
+# %% ../nbs/11_cli.ipynb #accfbd2d
 def _split(x, y, test_fraction, seed):
     "Random train/test split with at least one row on each side"
     n = len(x)
@@ -211,7 +212,7 @@ def run_fit(path:str, # CSV file with a header line
            )->dict: # final train and test RMSE, the formula if `symbolic`
     "Train a KAN on a CSV table, optionally regularised, pruned and made symbolic"
     lib = _check_lib(LIB if lib is None else lib)
-    steps, lamb = check_int('steps', steps, 0), check_number('lamb', lamb, 0.)
+    steps, lamb = check_int('steps', steps, 1), check_number('lamb', lamb, 0.)
     KAN([1, *width, 1], grid=grid, k=k, seed=seed)  # checks width, grid, k and seed before the table is read
     if not 0 < test_fraction < 1: raise ValueError(f'test_fraction must lie strictly between 0 and 1; got {test_fraction!r}.')
     if save is not None and not Path(save).parent.is_dir():
@@ -241,7 +242,7 @@ def run_fit(path:str, # CSV file with a header line
         print(f'model written to {save}')
     return res
 
-# %% ../nbs/11_cli.ipynb #bb8de577
+# %% ../nbs/11_cli.ipynb #0b9464fe
 def _int_list(text):
     "Comma-separated positive integers, for argparse"
     try:
@@ -254,7 +255,12 @@ def _int_list(text):
 
 def _width_list(text):
     "Hidden layer sizes for argparse: comma-separated positive integers, or 0 for no hidden layer"
-    return [] if text.strip() == '0' else _int_list(text)
+    if text.strip() == '0': return []
+    try:
+        return _int_list(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f'expected comma-separated integers >= 1 such as 5 or 5,3, or 0 for no hidden layer; '
+                                         f'got {text!r}') from None
 
 def _name_list(text):
     "Comma-separated names, for argparse"
@@ -289,7 +295,7 @@ def _parser():
     fit.add_argument('--test-fraction', type=float, default=0.2, help='share of rows held out for testing (default: 0.2)')
     return parser
 
-# %% ../nbs/11_cli.ipynb #fec6a138
+# %% ../nbs/11_cli.ipynb #c150da26
 def main(argv:list|None=None, # arguments without the program name; `sys.argv[1:]` if None
         )->int: # exit code
     "Entry point of the `kan-nb` command"

@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/network.html.md"""
 # %% auto #0
 __all__ = ['check_int', 'check_number', 'check_array', 'KAN', 'create_kan', 'OutsideGridWarning']
 
-# %% ../nbs/03_network.ipynb #10878bff
+# %% ../nbs/03_network.ipynb #9d18aed6
 import warnings
 import numpy as np
 import autograd.numpy as anp
@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .bspline import uniform_grid, _is_int, _check_int, _check_number
 from .layer import KANLayer, init_layer, layer_forward
 
-# %% ../nbs/03_network.ipynb #eb305367
+# %% ../nbs/03_network.ipynb #dde8c241
 def check_int(name:str, # argument name, for the message
               value, # value received
               min_value:int=1, # smallest allowed value
@@ -27,7 +27,7 @@ def check_number(name:str, value, min_value:float|None=None)->float:
     "Return `value` as a finite float, or raise `ValueError` (also if below `min_value`)"
     return _check_number(name, value, min_value)
 
-# %% ../nbs/03_network.ipynb #e46e4b82
+# %% ../nbs/03_network.ipynb #c30b37e9
 def check_array(name:str, # argument name, for the message
                 x, # array-like to check
                 n_cols:int|None=None, # required number of columns, if any
@@ -47,11 +47,12 @@ def check_array(name:str, # argument name, for the message
     bad = ~np.isfinite(arr)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise ValueError(f'{name} contains {bad.sum()} non-finite values (NaN or inf), the first at row {r}, column {c}; '
+        n_bad = int(bad.sum())
+        raise ValueError(f"{name} contains {n_bad} non-finite value{'s' if n_bad > 1 else ''} (NaN or inf), the first at row {r}, column {c}; "
                          'remove or impute them.')
     return arr
 
-# %% ../nbs/03_network.ipynb #fc59ebb7
+# %% ../nbs/03_network.ipynb #194cfd5d
 def _check_width(width):
     if isinstance(width, (str, bytes)) or not hasattr(width, '__len__') or len(width) < 2:
         raise ValueError(f'width must be a list of at least two layer sizes, such as [2, 5, 1]; got {width!r}.')
@@ -72,7 +73,7 @@ def _check_grid_range(grid_range, G, k):
                          'neighbouring knots coincide in float64. Widen it or rescale the inputs.')
     return lo, hi
 
-# %% ../nbs/03_network.ipynb #04aaba87
+# %% ../nbs/03_network.ipynb #0749af38
 class KAN:
     "Kolmogorov–Arnold network of the given `width`, with order-`k` splines on `grid` intervals"
     def __init__(self, width:list, # layer sizes [n_0, ..., n_L], at least two
@@ -113,7 +114,7 @@ class KAN:
     def __repr__(self):
         return f'KAN(width={self.width}, grid={self.grid}, k={self.k})'
 
-# %% ../nbs/03_network.ipynb #bd7d249d
+# %% ../nbs/03_network.ipynb #4b33d696
 def create_kan(width:list, # layer sizes [n_0, ..., n_L]
                grid:int=3, # number of grid intervals G
                k:int=3, # spline order
@@ -123,7 +124,7 @@ def create_kan(width:list, # layer sizes [n_0, ..., n_L]
     "Create a `KAN`; `create_kan(width, ...)` is the same as `KAN(width, ...)`"
     return KAN(width, grid=grid, k=k, seed=seed, **kwargs)
 
-# %% ../nbs/03_network.ipynb #a420604d
+# %% ../nbs/03_network.ipynb #90b97070
 @patch
 def _forward(self:KAN, params, x, edges=False):
     "Network outputs for parameters `params`; with `edges`, also per-layer inputs and edge activations"
