@@ -6,8 +6,8 @@ for `steps` L-BFGS steps on each grid, refined with `KAN.grid_extend` between gr
 
 Two sets of settings:
 - `chapter` (default): equal base weights (scale_base_mu=1, scale_base_sigma=0), uniform grid updates
-  (grid_eps=1) reaching 0.01 beyond the samples (grid_margin=0.01, as pykan's first releases), and grid updates
-  during the first 20 steps of every grid (stop_grid_update_step=20).
+  (grid_eps=1) reaching 0.01 beyond the samples (grid_margin=0.01, as pykan's first releases), and `fit`'s
+  default grid updates: ten, spread over the 50 steps of every grid.
 - `defaults`: kan_nb's defaults: random-sign base weights, grid_eps=0.02 (also pykan's default),
   no margin, grid updates during the first 50 steps.
 
@@ -36,7 +36,7 @@ from kan_nb import KAN, create_dataset
 PYKAN_V002 = {1000: {5: 6.8e-3, 10: 3.6e-4, 20: 4.0e-5, 50: 8.2e-6, 100: 6.5e-6}, 3000: {100: 3.3e-8}}
 
 SETTINGS = {
-    "chapter": dict(init=dict(scale_base_mu=1.0, scale_base_sigma=0.0, grid_eps=1.0, grid_margin=0.01), fit=dict(stop_grid_update_step=20)),
+    "chapter": dict(init=dict(scale_base_mu=1.0, scale_base_sigma=0.0, grid_eps=1.0, grid_margin=0.01), fit={}),
     "defaults": dict(init={}, fit={}),
 }
 

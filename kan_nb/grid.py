@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/grid_extension.html.md"""
 # %% auto #0
 __all__ = ['SPARSE_SHARE', 'GRID_EXTEND_RIDGE', 'SparseGridWarning']
 
-# %% ../nbs/05_grid_extension.ipynb #1a19c27e
+# %% ../nbs/05_grid_extension.ipynb #cebff31e
 import warnings
 import numpy as np
 from fastcore.basics import patch
@@ -16,7 +16,7 @@ from .layer import layer_forward
 from .network import KAN, check_int, check_number, check_array
 from .training import _adaptive_grid
 
-# %% ../nbs/05_grid_extension.ipynb #1d6a4fb7
+# %% ../nbs/05_grid_extension.ipynb #0208fbdc
 def _refine_knots(grid, k, new_G):
     "Extended knots (in_dim, new_G+2k+1): `grid`'s extension knots around `new_G` intervals interpolating its knots"
     knots = grid[:, k:grid.shape[1] - k]  # (in_dim, G+1) un-extended knots
@@ -27,7 +27,7 @@ def _refine_knots(grid, k, new_G):
     new = knots[:, left] * (1 - frac) + knots[:, left + 1] * frac  # (in_dim, new_G+1)
     return np.concatenate([grid[:, :k], new, grid[:, grid.shape[1] - k:]], axis=1)
 
-# %% ../nbs/05_grid_extension.ipynb #afb6bbbd
+# %% ../nbs/05_grid_extension.ipynb #af31744b
 SPARSE_SHARE = 0.1  # warn when more than this share of a node's intervals contain fewer than k+1 samples
 
 class SparseGridWarning(UserWarning):
@@ -45,7 +45,7 @@ def _sparse_nodes(l, x, refined, k, grid_eps, margin):
         if share > SPARSE_SHARE: res.append(f'layer {l} node {i}: {share:.0%} of the intervals')
     return res
 
-# %% ../nbs/05_grid_extension.ipynb #4f6b0201
+# %% ../nbs/05_grid_extension.ipynb #9aae0371
 GRID_EXTEND_RIDGE = 1e-12  # default ridge of `grid_extend`, relative to N/G', a typical diagonal entry of B'^T B'
 
 @patch
