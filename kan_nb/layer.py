@@ -8,7 +8,7 @@ Docs: https://kan-nb.github.io/kan_nb/layer.html.md"""
 __all__ = ['BASIS_CACHE_MAX', 'silu', 'KANLayer', 'init_layer', 'symbolic_values', 'numeric_branch', 'numeric_branch_grads',
            'layer_basis', 'flatten_params', 'layer_forward', 'layer_value', 'layer_backward']
 
-# %% ../nbs/02_layer.ipynb #3ae76e52
+# %% ../nbs/02_layer.ipynb #1347aafb
 import functools
 import numpy as np
 import autograd.numpy as anp
@@ -18,12 +18,12 @@ from autograd.extend import primitive, defvjp_argnums
 from .bspline import uniform_grid, curve2coef, SplineBasis, spline_sum, spline_edges
 from .bspline import _as_array, _check_grid, _check_int, _check_number, _first_order_only
 
-# %% ../nbs/02_layer.ipynb #df9cdec3
+# %% ../nbs/02_layer.ipynb #53978f54
 def silu(x):
     "SiLU activation x·sigmoid(x), written with tanh so it never overflows"
     return x * 0.5 * (1 + anp.tanh(0.5 * x))
 
-# %% ../nbs/02_layer.ipynb #e697a75d
+# %% ../nbs/02_layer.ipynb #b9d3dded
 class KANLayer:
     "Knots, masks and symbolic edges of one KAN layer; its trainable arrays live in a params dict"
     def __init__(self, in_dim:int, # number of input nodes
@@ -58,7 +58,7 @@ class KANLayer:
     def __repr__(self):
         return f'KANLayer({self.in_dim} -> {self.out_dim}, G={self.G}, k={self.k})'
 
-# %% ../nbs/02_layer.ipynb #7de6d8ff
+# %% ../nbs/02_layer.ipynb #3fcc615d
 def init_layer(in_dim:int, # number of input nodes
                out_dim:int, # number of output nodes
                G:int=3, # number of grid intervals
@@ -90,7 +90,7 @@ def init_layer(in_dim:int, # number of input nodes
     )
     return KANLayer(in_dim, out_dim, grid, k), params
 
-# %% ../nbs/02_layer.ipynb #f308184f
+# %% ../nbs/02_layer.ipynb #5079a957
 def _flat_coef(layer, p):
     "Coefficients with w_s and the mask folded in, flattened to (in_dim*(G+k), out_dim)"
     coef = p['coef'] * (p['scale_sp'] * layer.mask)[:, :, None]  # (in_dim, out_dim, G+k)
@@ -121,7 +121,7 @@ def symbolic_values(layer, p, x):
     f = parts[0] if len(parts) == 1 else anp.concatenate(parts, axis=1)
     return [(ii, jj, affine[:, 2] * f + affine[:, 3])]
 
-# %% ../nbs/02_layer.ipynb #9d94c7c5
+# %% ../nbs/02_layer.ipynb #05f8d7d2
 def _sigmoid(x): return 0.5 * (1 + np.tanh(0.5 * x))
 
 def _dense_coef(coef, scale_sp, mask):
@@ -195,7 +195,7 @@ def _numeric_branch_vjp(argnums, ans, args, kwargs):
 defvjp_argnums(numeric_branch, _numeric_branch_vjp)
 functools.update_wrapper(numeric_branch, numeric_branch.fun)  # keep the name and signature for the API docs
 
-# %% ../nbs/02_layer.ipynb #7b4094b1
+# %% ../nbs/02_layer.ipynb #63e70106
 BASIS_CACHE_MAX = 1 << 20  # largest batch*in_dim whose basis a layer keeps for reuse
 
 def layer_basis(layer:KANLayer, # layer state: knots and spline order
@@ -215,7 +215,7 @@ def layer_basis(layer:KANLayer, # layer state: knots and spline order
     cache[:] = [((local, layer.k), value.copy(), layer.grid.copy(), basis)] + cache[:1]
     return basis
 
-# %% ../nbs/02_layer.ipynb #e74ca5db
+# %% ../nbs/02_layer.ipynb #0de60a80
 def flatten_params(params:list, # list of per-layer dicts of arrays
                   )->tuple: # (flat float64 vector, `unflatten` function mapping such a vector back)
     "Concatenate a list of parameter dicts into one vector, and return the cheap inverse for autograd tracing"
@@ -236,7 +236,7 @@ def flatten_params(params:list, # list of per-layer dicts of arrays
         return res
     return flat, unflatten
 
-# %% ../nbs/02_layer.ipynb #8f33057e
+# %% ../nbs/02_layer.ipynb #1005ad3d
 def _check_layer_input(layer, x):
     "Return `x` as a float array after checking that its shape is (batch, layer.in_dim); autograd boxes pass through"
     x = _as_array('x', x)
@@ -296,7 +296,7 @@ def layer_forward(layer:KANLayer, # layer state
         out = out + anp.reshape(slots, out.shape)
     return anp.einsum('bij->bj', out), out  # einsum: numpy's sum over axis 1 is slow for few outputs
 
-# %% ../nbs/02_layer.ipynb #8787d603
+# %% ../nbs/02_layer.ipynb #14467b01
 @functools.lru_cache(maxsize=256)
 def _jvp_of(fn):
     "autograd's forward-mode operator of `fn`, built once per function (building it costs more than a small trace)"
