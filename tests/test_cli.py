@@ -163,13 +163,13 @@ def test_missing_file_and_bad_option_in_new_process(tmp_path):
     (["fit", "no_such_file.csv", "--target", "y"], "no_such_file.csv: file not found"),
     (["fit", "TABLE", "--target", "y", "--symbolic", "--lib", "sin,sinh"], "unknown: ['sinh']"),
     (["fit", "TABLE", "--target", "y", "--save", "no/such/dir/m.npz"], "the folder no/such/dir does not exist"),
-    (["fit", "TABLE", "--target", "y", "--steps", "-2"], "steps must be an integer >= 1"),
-    (["fit", "TABLE", "--target", "y", "--steps", "0"], "steps must be an integer >= 1"),
+    (["fit", "TABLE", "--target", "y", "--steps", "-2"], "--steps must be an integer >= 1"),
+    (["fit", "TABLE", "--target", "y", "--steps", "0"], "--steps must be an integer >= 1"),
     (["fit", "TABLE", "--target", "y", "--width", "0,2"], "expected comma-separated integers >= 1 such as 5 or 5,3, or 0"),
-    (["fit", "TABLE", "--target", "y", "--test-fraction", "1.5"], "test_fraction must lie strictly between 0 and 1"),
+    (["fit", "TABLE", "--target", "y", "--test-fraction", "1.5"], "--test-fraction must lie strictly between 0 and 1"),
     (["fit", "TABLE"], "the following arguments are required: --target"),
-    (["demo", "--steps", "-3"], "steps must be an integer >= 1"),
-    (["demo", "--grid", "5", "--grids", "20,10"], "grids must increase from grid=5"),
+    (["demo", "--steps", "-3"], "--steps must be an integer >= 1"),
+    (["demo", "--grid", "5", "--grids", "20,10"], "--grids must increase from grid=5"),
     (["no-such-command"], "invalid choice"),
 ])
 def test_bad_arguments_exit_2(args, message, table, tmp_path, capsys, monkeypatch):
