@@ -7,7 +7,7 @@ Docs: https://kan-nb.github.io/kan_nb/cli.html.md"""
 # %% auto #0
 __all__ = ['LIB', 'MIN_ROWS', 'OPTION_ARGS', 'paper_example', 'run_demo', 'read_table', 'run_fit', 'main']
 
-# %% ../nbs/11_cli.ipynb #fedf3073
+# %% ../nbs/11_cli.ipynb #146200de
 import argparse
 import csv
 import sys
@@ -19,7 +19,7 @@ from .network import KAN, check_int, check_number
 from .training import create_dataset, rmse
 from .symbolic import _check_lib
 
-# %% ../nbs/11_cli.ipynb #d33faa79
+# %% ../nbs/11_cli.ipynb #eeef3376
 LIB = ['x', 'x^2', 'x^3', 'x^4', 'exp', 'log', 'sqrt', 'tanh', 'sin', 'abs']  # the library of pykan's hellokan
 
 def paper_example(x):
@@ -56,7 +56,7 @@ def _save_network_plot(model, path, title, in_vars=None, out_vars=None):
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
-# %% ../nbs/11_cli.ipynb #65cb5a32
+# %% ../nbs/11_cli.ipynb #ff2de7e6
 def _train(model, data, stages, label, **kwargs):
     "Fit `model` on `data`, record the history under `label` and print its final errors"
     start = time.perf_counter()
@@ -71,7 +71,7 @@ def _symbolic_report(model):
     return ', '.join(f'({l},{i},{j}) {layer.sym_fns[i, j][0]}' for l, layer in enumerate(model.layers)
                      for i, j in sorted(layer.sym_fns) if layer.sym_mask[i, j])
 
-# %% ../nbs/11_cli.ipynb #d80160a8
+# %% ../nbs/11_cli.ipynb #e4899d1d
 def _check_grids(grid, grids):
     "Grid sizes of the extensions, each larger than the one before"
     grids = [check_int('grids', g) for g in grids]
@@ -122,7 +122,7 @@ def run_demo(out:str='kan_nb_output', # folder for the figures, created if missi
           'network_symbolic.png')
     return dict(test_rmse=history['test_loss'][-1], formula_rmse=rounded_rmse, formula=formula)
 
-# %% ../nbs/11_cli.ipynb #c4bed3df
+# %% ../nbs/11_cli.ipynb #4b9a947d
 MIN_ROWS = 10  # fewer rows cannot give both a training and a test set worth the name
 
 def _parse_cell(text, where):
@@ -155,7 +155,7 @@ def _is_number(text):
     except ValueError:
         return False
 
-# %% ../nbs/11_cli.ipynb #f04b8642
+# %% ../nbs/11_cli.ipynb #06f8dc1a
 def read_table(path:str, # CSV file with a header line
                target:str, # name of the label column
               )->tuple: # inputs (N, n_in), labels (N, 1), input column names
@@ -187,7 +187,7 @@ def read_table(path:str, # CSV file with a header line
     inputs = [h for h in header if h != target]
     return np.delete(table, t, axis=1), table[:, [t]], inputs
 
-# %% ../nbs/11_cli.ipynb #b026a805
+# %% ../nbs/11_cli.ipynb #9010c2fc
 def _split(x, y, test_fraction, seed):
     "Random train/test split with at least one row on each side"
     n = len(x)
@@ -242,7 +242,7 @@ def run_fit(path:str, # CSV file with a header line
         print(f'model written to {save}')
     return res
 
-# %% ../nbs/11_cli.ipynb #f69d7924
+# %% ../nbs/11_cli.ipynb #b0598090
 def _int_list(text):
     "Comma-separated positive integers, for argparse"
     try:
@@ -295,8 +295,8 @@ def _parser():
     fit.add_argument('--test-fraction', type=float, default=0.2, help='share of rows held out for testing (default: 0.2)')
     return parser
 
-# %% ../nbs/11_cli.ipynb #142e2203
-OPTION_ARGS = ('steps', 'grid', 'grids', 'k', 'lamb', 'seed', 'test_fraction')  # arguments that come from a `--` option
+# %% ../nbs/11_cli.ipynb #a152db78
+OPTION_ARGS = ('steps', 'grid', 'grids', 'k', 'lamb', 'lib', 'seed', 'test_fraction')  # arguments that come from a `--` option
 
 def _as_option(message):
     "`message` with a leading argument name written as the option the user typed, such as `--test-fraction`"
