@@ -95,7 +95,7 @@ def test_numeric_branch_gradients_match_traced(local, edges):
         np.testing.assert_allclose(grad(fast, arg)(*args), grad(traced, arg)(*args), atol=1e-12)
 
 
-def test_network_gradient_matches_finite_differences_on_local_path(monkeypatch):
+def test_network_gradient_matches_finite_differences_on_local_path(monkeypatch, check_finite_differences):
     import kan_nb.bspline as bspline
 
     monkeypatch.setattr(bspline, "DENSE_MAX_SIZE", 0)  # small arrays would otherwise stay dense
@@ -106,11 +106,7 @@ def test_network_gradient_matches_finite_differences_on_local_path(monkeypatch):
     flat, unflatten = flatten(model.params)
     loss = lambda v: mse(model._forward(unflatten(v), x), y)
     g = grad(loss)(flat)
-    h = 1e-6
-    for idx in rng.choice(len(flat), 25, replace=False):
-        e = np.zeros_like(flat)
-        e[idx] = h
-        assert abs(g[idx] - (loss(flat + e) - loss(flat - e)) / (2 * h)) < 1e-7
+    check_finite_differences(loss, flat, g, rng.choice(len(flat), 25, replace=False), h=1e-6, atol=1e-7)
 
 
 def test_dense_and_local_networks_agree():
@@ -229,7 +225,7 @@ def data():
 
 
 @pytest.mark.parametrize("lamb", [0.0, 0.1])
-def test_hand_gradient_matches_autograd_and_differences(lamb, data):
+def test_hand_gradient_matches_autograd_and_differences(lamb, data, check_finite_differences):
     model = symbolic_model()
     x = data["train_input"]
     y = np.concatenate([data["train_label"], np.cos(data["train_label"])], axis=1)
@@ -245,12 +241,9 @@ def test_hand_gradient_matches_autograd_and_differences(lamb, data):
     g = flatten(grads)[0]
     assert abs(value - objective(flat)) < 1e-13
     np.testing.assert_allclose(g, grad(objective)(flat), rtol=0, atol=1e-12)
-    h = 1e-4  # for a fourth-order central difference, whose error is about 1e-11 here
-    for idx in np.random.default_rng(3).choice(len(flat), 40, replace=False):
-        e = np.zeros_like(flat)
-        e[idx] = h
-        fd = (8 * (objective(flat + e) - objective(flat - e)) - (objective(flat + 2 * e) - objective(flat - 2 * e))) / (12 * h)
-        assert abs(g[idx] - fd) < 1e-10, (idx, g[idx], fd)
+    indices = np.random.default_rng(3).choice(len(flat), 40, replace=False)
+    # fourth-order central differences, whose error is about 1e-11 here
+    check_finite_differences(objective, flat, g, indices, h=1e-4, atol=1e-10, order=4)
 
 
 def test_reg_value_grad_matches_autograd_on_dead_node():
