@@ -8,7 +8,7 @@ Docs: https://kan-nb.github.io/kan_nb/bspline.html.md"""
 __all__ = ['LOCAL_MIN_BASES', 'DENSE_MAX_SIZE', 'CHUNK_SIZE', 'extend_grid', 'uniform_grid', 'B_batch', 'B_batch_deriv',
            'coef2curve', 'curve2coef', 'SplineBasis', 'spline_sum', 'spline_edges']
 
-# %% ../nbs/01_bspline.ipynb #74f00927
+# %% ../nbs/01_bspline.ipynb #fe350000
 import numbers
 import numpy as np
 import scipy.sparse as sparse
@@ -17,7 +17,7 @@ import autograd.numpy as anp
 from autograd.extend import primitive, defvjp
 from autograd.tracer import isbox
 
-# %% ../nbs/01_bspline.ipynb #cda5c8ca
+# %% ../nbs/01_bspline.ipynb #55a10863
 def _is_int(v): return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 def _check_int(name, value, min_value):
@@ -79,7 +79,7 @@ def _check_grid(grid, k, values=True, extended=True):
                              'Sort the knots and remove duplicates: equal knots give 0/0 in the Cox–de Boor recursion.')
     return grid
 
-# %% ../nbs/01_bspline.ipynb #d0f7c63b
+# %% ../nbs/01_bspline.ipynb #ff602cad
 def _extend(grid, k):
     "Extend `grid` like `extend_grid` does, without checks, for grids already checked"
     h = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # (in_dim, 1)
@@ -95,7 +95,7 @@ def extend_grid(grid:np.ndarray, # (in_dim, G+1) increasing knots of each featur
     k = _check_int('k', k, 0)
     return _extend(_check_grid(grid, k, values=True, extended=False), k)
 
-# %% ../nbs/01_bspline.ipynb #8f4ece09
+# %% ../nbs/01_bspline.ipynb #48de3266
 def _check_range(value, name='grid_range'):
     "Return the pair `value` as (low, high) after checking that both are finite and low < high; `name` is for messages"
     try:
@@ -123,7 +123,7 @@ def uniform_grid(in_dim:int, # number of input features
                          'neighbouring knots coincide in float64. Widen it or rescale the inputs.')
     return np.repeat(row, in_dim, axis=0)
 
-# %% ../nbs/01_bspline.ipynb #2dde9710
+# %% ../nbs/01_bspline.ipynb #3b9c1920
 def _check_spline_args(x, grid, k, min_k=0):
     "Check (x, grid, k) for the functions that evaluate bases, the knot values included, and return them"
     k = _check_int('k', k, min_k)
@@ -148,7 +148,7 @@ def B_batch(x:np.ndarray, # (batch, in_dim) inputs
     "Order-`k` B-spline bases of every feature of `x` by the Cox–de Boor recursion"
     return _cox_de_boor(*_check_spline_args(x, grid, k))
 
-# %% ../nbs/01_bspline.ipynb #5d0e837b
+# %% ../nbs/01_bspline.ipynb #031968c7
 def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
                   grid:np.ndarray, # (in_dim, G+2k+1) extended knots
                   k:int, # spline order, at least 1
@@ -161,7 +161,7 @@ def B_batch_deriv(x:np.ndarray, # (batch, in_dim) inputs
     right = k / (t[..., k + 1:] - t[..., 1:-k]) * lower[..., 1:]
     return left - right
 
-# %% ../nbs/01_bspline.ipynb #5c4fb4b7
+# %% ../nbs/01_bspline.ipynb #be932498
 def _check_coef(coef, grid, k):
     "Raise `ValueError` unless `coef` has the shape (in_dim, out_dim, G+k) of `grid`"
     expected = (grid.shape[0], grid.shape[1] - k - 1)  # (in_dim, G+k)
@@ -180,7 +180,7 @@ def coef2curve(x:np.ndarray, # (batch, in_dim) inputs
     _check_coef(coef, grid, k)
     return anp.einsum('bic,ijc->bij', _cox_de_boor(x, grid, k), coef)
 
-# %% ../nbs/01_bspline.ipynb #0e075211
+# %% ../nbs/01_bspline.ipynb #bd794f89
 def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
                y:np.ndarray, # (batch, in_dim, out_dim) target values on every edge
                grid:np.ndarray, # (in_dim, G+2k+1) extended knots
@@ -209,21 +209,18 @@ def curve2coef(x:np.ndarray, # (batch, in_dim) sample inputs
         coef = np.stack([np.linalg.lstsq(B[:, i], y[:, i], rcond=None)[0] for i in range(in_dim)])
     return coef.transpose(0, 2, 1)
 
-# %% ../nbs/01_bspline.ipynb #fe3b66ab
-_KNOT_TABLES = {}  # per (grid, k): padded knots and row offsets, which every evaluation on that grid needs
-
+# %% ../nbs/01_bspline.ipynb #fc713c58
 def _knot_tables(grid, k):
-    "Padded knots of `grid` (flat and per row), and each row's offset into the flat array; kept for the last 64 grids"
-    key = (grid.shape, k, grid.tobytes())
-    tables = _KNOT_TABLES.get(key)
-    if tables is None:
-        t = _extend(grid, k)  # (in_dim, G+4k+1), padded so every span has k+1 bases
-        in_dim, n_knots = t.shape
-        tables = (t.ravel(), list(t), t[:, :1].copy(), t[:, -1:].copy(), grid[:, :1].copy(), grid[:, -1:].copy(),
-                  np.arange(-1, in_dim * n_knots - 1, n_knots)[:, None], n_knots)
-        if len(_KNOT_TABLES) >= 64: _KNOT_TABLES.clear()
-        _KNOT_TABLES[key] = tables
-    return tables
+    "Return the padded knots of `grid` (flat and per row) and each row's offset into the flat array, kept for the last 64 grids"
+    return _knot_tables_of(grid.shape, k, grid.tobytes())  # an array is not hashable; its bytes are
+
+@functools.lru_cache(maxsize=64)
+def _knot_tables_of(shape, k, data):
+    grid = np.frombuffer(data).reshape(shape)
+    t = _extend(grid, k)  # (in_dim, G+4k+1), padded so every span has k+1 bases
+    in_dim, n_knots = t.shape
+    return (t.ravel(), list(t), t[:, :1].copy(), t[:, -1:].copy(), grid[:, :1].copy(), grid[:, -1:].copy(),
+            np.arange(-1, in_dim * n_knots - 1, n_knots)[:, None], n_knots)
 
 def _local_values(x, grid, k):
     "Padded index of each sample's first non-zero basis (in_dim, batch), its k+1 values and derivatives (k+1, in_dim, batch)"
@@ -257,23 +254,16 @@ def _local_values(x, grid, k):
     span -= k + 1
     return span, N, dN
 
-# %% ../nbs/01_bspline.ipynb #6e18b704
+# %% ../nbs/01_bspline.ipynb #21c69b2a
 LOCAL_MIN_BASES = 8  # grids with at least this many bases (G+k) use the local (sparse) form...
 DENSE_MAX_SIZE = 100_000  # ...unless the dense array batch*in_dim*(G+3k) has at most this many entries
 CHUNK_SIZE = 1 << 16  # edge slopes held at once when summing input gradients on the local form
 
-_DENSE_OFFSETS = {}
-
+@functools.lru_cache(maxsize=64)
 def _dense_offsets(batch, in_dim, n_padded, k):
-    "Offsets (in_dim, 1) of each input's columns in the dense basis, the same plus each sample's row (in_dim, batch), and 0..k"
-    key = (batch, in_dim, n_padded, k)
-    offsets = _DENSE_OFFSETS.get(key)
-    if offsets is None:
-        col_start = (np.arange(in_dim) * n_padded)[:, None]
-        offsets = col_start, col_start + np.arange(batch) * (in_dim * n_padded), np.arange(k + 1)[:, None, None]
-        if len(_DENSE_OFFSETS) >= 64: _DENSE_OFFSETS.clear()
-        _DENSE_OFFSETS[key] = offsets
-    return offsets
+    "Return the offsets (in_dim, 1) of each input's columns in the dense basis, the same plus each sample's row (in_dim, batch), and 0..k"
+    col_start = (np.arange(in_dim) * n_padded)[:, None]
+    return col_start, col_start + np.arange(batch) * (in_dim * n_padded), np.arange(k + 1)[:, None, None]
 
 class SplineBasis:
     "Order-`k` B-spline bases of a batch `x` on per-feature `grid`s, with their derivatives"
@@ -416,7 +406,7 @@ class SplineBasis:
         "Every edge's spline derivative d spline_ij / dx_i, (batch, in_dim, out_dim)"
         return (self._matrix('dS_edge') @ self._pad(C)).reshape(self.batch, self.in_dim, -1)
 
-# %% ../nbs/01_bspline.ipynb #21f93c13
+# %% ../nbs/01_bspline.ipynb #86b97c8c
 def _first_order_only(name, *values):
     "Raise `NotImplementedError` if autograd traces any of `values`, because then a hand-written gradient is being differentiated"
     if any(isbox(v) for v in values):
@@ -441,7 +431,7 @@ def _hand_vjp(name, rule):
         return vjp
     return make
 
-# %% ../nbs/01_bspline.ipynb #6ae4bc78
+# %% ../nbs/01_bspline.ipynb #d6dcd639
 @primitive
 def spline_sum(x, # (batch, in_dim) layer inputs, passed so gradients reach them
                C, # (in_dim*(G+k), out_dim) flattened coefficients

@@ -8,7 +8,7 @@ Docs: https://kan-nb.github.io/kan_nb/layer.html.md"""
 __all__ = ['BASIS_CACHE_MAX', 'silu', 'KANLayer', 'init_layer', 'symbolic_values', 'numeric_branch', 'numeric_branch_grads',
            'layer_basis', 'flatten_params', 'layer_forward', 'layer_value', 'layer_backward']
 
-# %% ../nbs/02_layer.ipynb #1347aafb
+# %% ../nbs/02_layer.ipynb #a36bb983
 import functools
 import numpy as np
 import autograd.numpy as anp
@@ -18,12 +18,12 @@ from autograd.extend import primitive, defvjp_argnums
 from .bspline import uniform_grid, curve2coef, SplineBasis, spline_sum, spline_edges
 from .bspline import _as_array, _check_grid, _check_int, _check_number, _first_order_only
 
-# %% ../nbs/02_layer.ipynb #53978f54
+# %% ../nbs/02_layer.ipynb #a75a63d2
 def silu(x):
     "SiLU activation x·sigmoid(x), written with tanh so it never overflows"
     return x * 0.5 * (1 + anp.tanh(0.5 * x))
 
-# %% ../nbs/02_layer.ipynb #b9d3dded
+# %% ../nbs/02_layer.ipynb #837d1d39
 class KANLayer:
     "Knots, masks and symbolic edges of one KAN layer; its trainable arrays live in a params dict"
     def __init__(self, in_dim:int, # number of input nodes
@@ -58,7 +58,7 @@ class KANLayer:
     def __repr__(self):
         return f'KANLayer({self.in_dim} -> {self.out_dim}, G={self.G}, k={self.k})'
 
-# %% ../nbs/02_layer.ipynb #3fcc615d
+# %% ../nbs/02_layer.ipynb #6e9a9fc8
 def init_layer(in_dim:int, # number of input nodes
                out_dim:int, # number of output nodes
                G:int=3, # number of grid intervals
@@ -90,7 +90,7 @@ def init_layer(in_dim:int, # number of input nodes
     )
     return KANLayer(in_dim, out_dim, grid, k), params
 
-# %% ../nbs/02_layer.ipynb #5079a957
+# %% ../nbs/02_layer.ipynb #6e8d3f6a
 def _flat_coef(layer, p):
     "Coefficients with w_s and the mask folded in, flattened to (in_dim*(G+k), out_dim)"
     coef = p['coef'] * (p['scale_sp'] * layer.mask)[:, :, None]  # (in_dim, out_dim, G+k)
@@ -121,7 +121,7 @@ def symbolic_values(layer, p, x):
     f = parts[0] if len(parts) == 1 else anp.concatenate(parts, axis=1)
     return [(ii, jj, affine[:, 2] * f + affine[:, 3])]
 
-# %% ../nbs/02_layer.ipynb #05f8d7d2
+# %% ../nbs/02_layer.ipynb #39b6fb9f
 def _sigmoid(x): return 0.5 * (1 + np.tanh(0.5 * x))
 
 def _dense_coef(coef, scale_sp, mask):
@@ -195,7 +195,7 @@ def _numeric_branch_vjp(argnums, ans, args, kwargs):
 defvjp_argnums(numeric_branch, _numeric_branch_vjp)
 functools.update_wrapper(numeric_branch, numeric_branch.fun)  # keep the name and signature for the API docs
 
-# %% ../nbs/02_layer.ipynb #63e70106
+# %% ../nbs/02_layer.ipynb #a298f646
 BASIS_CACHE_MAX = 1 << 20  # largest batch*in_dim whose basis a layer keeps for reuse
 
 def layer_basis(layer:KANLayer, # layer state: knots and spline order
@@ -215,7 +215,7 @@ def layer_basis(layer:KANLayer, # layer state: knots and spline order
     cache[:] = [((local, layer.k), value.copy(), layer.grid.copy(), basis)] + cache[:1]
     return basis
 
-# %% ../nbs/02_layer.ipynb #0de60a80
+# %% ../nbs/02_layer.ipynb #2d21bde2
 def flatten_params(params:list, # list of per-layer dicts of arrays
                   )->tuple: # (flat float64 vector, `unflatten` function mapping such a vector back)
     "Concatenate a list of parameter dicts into one vector, and return the cheap inverse for autograd tracing"
@@ -236,7 +236,7 @@ def flatten_params(params:list, # list of per-layer dicts of arrays
         return res
     return flat, unflatten
 
-# %% ../nbs/02_layer.ipynb #1005ad3d
+# %% ../nbs/02_layer.ipynb #ae367d69
 def _check_layer_input(layer, x):
     "Return `x` as a float array after checking that its shape is (batch, layer.in_dim); autograd boxes pass through"
     x = _as_array('x', x)
@@ -245,28 +245,17 @@ def _check_layer_input(layer, x):
                          f'got shape {x.shape}.')
     return x
 
-def _group_index(targets, n_targets):
-    "Build the (m, n_targets) array whose column t lists the positions e with targets[e] == t, padded with len(targets)"
-    n = len(targets)
-    counts = np.bincount(targets, minlength=n_targets)  # (n_targets,)
-    order = np.argsort(targets, kind='stable')
-    rank = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)  # place of each sorted position in its column
-    index = np.full((counts.max(), n_targets), n)
-    index[rank, targets[order]] = order
-    return index
-
 def _gather_columns(v, # (batch, n) values, plain or autograd-boxed
                     targets, # (n,) integer column of the result that each column of `v` is added to
                     n_targets:int, # number of columns of the result
                    ): # (batch, n_targets)
     "Add each column e of `v` to column targets[e] of the result, and to no other column"
-    index = _group_index(targets, n_targets)  # (m, n_targets)
-    padded = anp.concatenate([v, np.zeros((v.shape[0], 1))], axis=1)  # column n is the zero that pads `index`
-    picked = padded[:, index]  # (batch, m, n_targets)
-    return picked[:, 0] if len(index) == 1 else anp.einsum('bmt->bt', picked)
+    chosen = np.eye(n_targets, dtype=bool)[targets]  # (n, n_targets), True where column e goes
+    spread = v[:, :, None] * np.ones(n_targets)  # (batch, n, n_targets): autograd's `where` needs equal shapes
+    return anp.sum(anp.where(chosen, spread, 0.), axis=1)  # `where` leaves the other columns exactly 0
 
 def _sum_columns(v, targets, n_targets):
-    "Compute `_gather_columns` by one matrix product if every value is finite, and by the gather otherwise"
+    "Compute `_gather_columns` by one matrix product if every value is finite, and by `where` otherwise"
     if not np.isfinite(getval(v)).all(): return _gather_columns(v, targets, n_targets)
     return v @ np.eye(n_targets)[targets]  # (batch, n_targets)
 
@@ -296,7 +285,7 @@ def layer_forward(layer:KANLayer, # layer state
         out = out + anp.reshape(slots, out.shape)
     return anp.einsum('bij->bj', out), out  # einsum: numpy's sum over axis 1 is slow for few outputs
 
-# %% ../nbs/02_layer.ipynb #14467b01
+# %% ../nbs/02_layer.ipynb #e3e732fe
 @functools.lru_cache(maxsize=256)
 def _jvp_of(fn):
     "autograd's forward-mode operator of `fn`, built once per function (building it costs more than a small trace)"

@@ -7,33 +7,33 @@ Docs: https://kan-nb.github.io/kan_nb/pruning.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/07_pruning.ipynb #91d7ae79
+# %% ../nbs/07_pruning.ipynb #b076a8ea
 import copy
 import numpy as np
 from fastcore.basics import patch
 from .layer import KANLayer
 from .network import KAN, check_array, check_int, check_number
 
-# %% ../nbs/07_pruning.ipynb #55dc3927
-def _train_input(model, what):
-    "The stored training inputs, checked, or `ValueError` naming the method `what` if the model has seen no data"
+# %% ../nbs/07_pruning.ipynb #dc994158
+def _train_input(model, method):
+    "Return the stored training inputs after checking them, or raise `ValueError` naming `method` if the model has seen no data"
     if model.train_input is None:
-        raise ValueError(f'{what} needs the training inputs, but this model has seen no data (model.train_input is None); '
+        raise ValueError(f'{method} needs the training inputs, but this model has seen no data (model.train_input is None); '
                          'call model.fit(dataset) first, or assign a (batch, n_in) array to model.train_input.')
     x = check_array('model.train_input', model.train_input, model.width[0])
     if len(x) < 2:
-        raise ValueError(f'{what} needs at least 2 training inputs to measure a spread; model.train_input has {len(x)}.')
+        raise ValueError(f'{method} needs at least 2 training inputs to measure a spread; model.train_input has {len(x)}.')
     return x
 
-def _training_acts(model, what):
-    "Per-layer activations on the stored training inputs, or `ValueError` if the model has seen no data"
-    return model._forward(model.params, _train_input(model, what), edges=True)[1]
+def _training_acts(model, method):
+    "Return the per-layer activations on the stored training inputs, or raise `ValueError` if the model has seen no data"
+    return model._forward(model.params, _train_input(model, method), edges=True)[1]
 
 def _edge_scores(acts):
     "Standard deviation of every edge's activation over the samples, per layer (in, out)"
     return [np.std(np.asarray(a['edges']), axis=0, ddof=1) for a in acts]
 
-# %% ../nbs/07_pruning.ipynb #a96cd055
+# %% ../nbs/07_pruning.ipynb #7c4a222e
 @patch
 def attribute(self:KAN)->dict: # edge_scores, in_scores, out_scores, node_scores
     "Scores of every edge and node on the stored training inputs `model.train_input`"
@@ -44,7 +44,7 @@ def attribute(self:KAN)->dict: # edge_scores, in_scores, out_scores, node_scores
     node = [np.minimum(in_scores[m], out_scores[m]) for m in range(n_nodes)]
     return dict(edge_scores=edge, in_scores=in_scores, out_scores=out_scores, node_scores=node)
 
-# %% ../nbs/07_pruning.ipynb #90735a79
+# %% ../nbs/07_pruning.ipynb #5d253b31
 def _check_index(name, value, n):
     "Return `value` as an int in [0, n), or raise `ValueError`"
     if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) or not 0 <= value < n:
@@ -71,7 +71,7 @@ def _layer_stats(model, l):
     edges = np.asarray(_training_acts(model, 'pruning')[l]['edges'])
     return dict(mean=edges.mean(0), std=edges.std(0, ddof=1))
 
-# %% ../nbs/07_pruning.ipynb #7e1328ca
+# %% ../nbs/07_pruning.ipynb #ebae6a90
 @patch
 def remove_edge(self:KAN, l:int, # layer index, 0 <= l < depth
                 i:int, # input node of the edge in layer l
@@ -86,7 +86,7 @@ def remove_edge(self:KAN, l:int, # layer index, 0 <= l < depth
     layer.mask[i, j] = layer.sym_mask[i, j] = 0.
     return self
 
-# %% ../nbs/07_pruning.ipynb #54440035
+# %% ../nbs/07_pruning.ipynb #06adaf64
 @patch
 def remove_node(self:KAN, l:int, # node layer of a hidden node, 1 <= l <= depth-1
                 i:int, # index of the node in that layer
@@ -106,7 +106,7 @@ def remove_node(self:KAN, l:int, # node layer of a hidden node, 1 <= l <= depth-
     below.mask[:, i] = below.sym_mask[:, i] = 0.
     return self
 
-# %% ../nbs/07_pruning.ipynb #44c1803e
+# %% ../nbs/07_pruning.ipynb #740693eb
 def _slice_layer(layer, p, rows, cols):
     "Copy of a layer and its parameters restricted to input nodes `rows` and output nodes `cols`"
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
@@ -128,7 +128,7 @@ def _commit(model, trial):
     "Give `model` the state of `trial`, which was built from a deep copy of it"
     model.__dict__.update(trial.__dict__)
 
-# %% ../nbs/07_pruning.ipynb #7ef384e2
+# %% ../nbs/07_pruning.ipynb #3b45fa0c
 def _check_active(active_neurons_id, width):
     "Validated lists of node indices to keep, one per hidden layer"
     n_hidden = len(width) - 2
@@ -165,7 +165,7 @@ def prune_node(self:KAN, threshold:float=1e-2, # keep hidden nodes whose node sc
     _commit(self, trial)
     return self
 
-# %% ../nbs/07_pruning.ipynb #ccc98c6d
+# %% ../nbs/07_pruning.ipynb #baad8f63
 @patch
 def prune_edge(self:KAN, threshold:float=3e-2, # switch off active edges whose score is at most this
               )->KAN: # the model, changed in place
@@ -202,7 +202,7 @@ def prune(self:KAN, node_th:float=1e-2, # node threshold, see `prune_node`
     _commit(self, trial)
     return self
 
-# %% ../nbs/07_pruning.ipynb #145ce3c2
+# %% ../nbs/07_pruning.ipynb #7353304c
 @patch
 def prune_input(self:KAN, threshold:float=1e-2, # keep inputs whose score exceeds this
                 active_inputs:list|None=None, # indices of the inputs to keep; overrides `threshold`

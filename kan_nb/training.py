@@ -8,7 +8,7 @@ Docs: https://kan-nb.github.io/kan_nb/training.html.md"""
 __all__ = ['MIN_RELATIVE_RANGE', 'ITERS_PER_STEP', 'EVALS_PER_STEP', 'LBFGS_HISTORY', 'LBFGS_TOL', 'create_dataset',
            'check_dataset', 'mse', 'rmse', 'DivergenceError']
 
-# %% ../nbs/04_training.ipynb #26a807f1
+# %% ../nbs/04_training.ipynb #10c2572d
 import sys
 import warnings
 import numpy as np
@@ -20,7 +20,7 @@ from .bspline import extend_grid, _extend, coef2curve, curve2coef
 from .layer import layer_forward, layer_value, layer_backward, flatten_params, symbolic_values
 from .network import KAN, check_array, check_int, check_number
 
-# %% ../nbs/04_training.ipynb #b8169a56
+# %% ../nbs/04_training.ipynb #fa292901
 def _check_ranges(ranges, n_var):
     r = np.asarray(ranges, dtype=float)
     if r.shape == (2,): r = np.tile(r, (n_var, 1))
@@ -52,7 +52,7 @@ def _standardize(train, test):
     sd = np.where(sd > 0, sd, 1.)
     return (train - mu) / sd, (test - mu) / sd
 
-# %% ../nbs/04_training.ipynb #573a6809
+# %% ../nbs/04_training.ipynb #330c53ff
 def create_dataset(f, # function of an (N, n_var) array returning (N, n_out) labels
                    n_var:int=2, # number of input variables
                    f_mode:str='col', # 'col': f(x) with x (N, n_var); 'row': f(x.T)
@@ -78,7 +78,7 @@ def create_dataset(f, # function of an (N, n_var) array returning (N, n_out) lab
     if normalize_label: train_label, test_label = _standardize(train_label, test_label)
     return dict(train_input=train_input, train_label=train_label, test_input=test_input, test_label=test_label)
 
-# %% ../nbs/04_training.ipynb #6a4d9fb3
+# %% ../nbs/04_training.ipynb #1f055212
 _KEYS = ('train_input', 'train_label', 'test_input', 'test_label')
 
 def check_dataset(dataset:dict, # dict with train_input, train_label, test_input, test_label
@@ -98,7 +98,7 @@ def check_dataset(dataset:dict, # dict with train_input, train_label, test_input
             raise ValueError(f'dataset has {n_x} {part}_input rows but {n_y} {part}_label rows; they must match.')
     return res
 
-# %% ../nbs/04_training.ipynb #15032172
+# %% ../nbs/04_training.ipynb #7fa90f1c
 def mse(pred, target):
     "Mean squared error, averaged over samples and outputs"
     return anp.mean((pred - target)**2)
@@ -107,7 +107,7 @@ def rmse(pred, target):
     "Root mean squared error"
     return float(np.sqrt(np.mean((pred - target)**2)))
 
-# %% ../nbs/04_training.ipynb #8e113c65
+# %% ../nbs/04_training.ipynb #f62a5bba
 def _reg_value_grad(model, reg_args, grad=True):
     "Function (params, acts) -> (penalty, gradient for params, gradient for acts) of the model's regulariser; (penalty,) unless `grad`"
     by_hand = getattr(model, 'reg_value_grad', None)
@@ -162,7 +162,7 @@ def _value_and_grad_mse(model, params, x, y, lamb=0., reg_value_grad=None, parts
         grads = [{key: gl[key] + lamb * gp[key] if key in gp else gl[key] for key in gl} for gl, gp in zip(grads, g_penalty)]
     return value, grads
 
-# %% ../nbs/04_training.ipynb #67d76337
+# %% ../nbs/04_training.ipynb #063ad781
 MIN_RELATIVE_RANGE = 1e-8  # a feature varying by less than this fraction of its magnitude keeps its knots
 
 def _adaptive_grid(x, old_grid, G, k, grid_eps, margin=0.):
@@ -187,7 +187,7 @@ def _adaptive_grid(x, old_grid, G, k, grid_eps, margin=0.):
     grid[keep] = old_grid[keep]
     return grid
 
-# %% ../nbs/04_training.ipynb #e52c5a64
+# %% ../nbs/04_training.ipynb #edd66491
 def _degenerate_inputs(l, layer, x):
     "Describe the inputs `x` (batch, in_dim) of layer `l` that vary too little, and those with too few values"
     xs = np.sort(x, axis=0)
@@ -238,7 +238,7 @@ def update_grid_from_samples(self:KAN, x:np.ndarray, # (batch, width[0]) samples
     _warn_degenerate(narrow, few)
     return self
 
-# %% ../nbs/04_training.ipynb #4372c219
+# %% ../nbs/04_training.ipynb #e482375d
 ITERS_PER_STEP = 20  # L-BFGS iterations in one step, as in pykan's fit
 EVALS_PER_STEP = 25  # loss evaluations after which a step ends, as pykan's optimiser (5/4 of the iterations)
 LBFGS_HISTORY = 10  # curvature pairs kept
@@ -267,6 +267,7 @@ def _wolfe_search(fg, x, d, t, f0, g0, c1=1e-4, c2=0.9, min_width=1e-9, max_tria
     def point(t):
         f, g = fg(x + t * d)
         return t, f, g, g @ d
+    d_size = np.abs(d).max()  # a bracket narrower than min_width in x ends the zoom
     prev, new, trials = (0., f0, g0, s0), point(t), 0
     while trials < max_trials:  # grow the step until a minimiser is bracketed or the step is good
         t, f, _, s = new
@@ -283,7 +284,7 @@ def _wolfe_search(fg, x, d, t, f0, g0, c1=1e-4, c2=0.9, min_width=1e-9, max_tria
     stalled = False
     while trials < max_trials:  # zoom: shrink the bracket around the minimiser
         (ta, fa, _, sa), (tb, fb, _, sb) = ends
-        if abs(tb - ta) * np.abs(d).max() < min_width: break
+        if abs(tb - ta) * d_size < min_width: break
         left, right = min(ta, tb), max(ta, tb)
         t = _cubic_minimiser(ta, fa, sa, tb, fb, sb, left, right)
         margin = 0.1 * (right - left)
@@ -355,7 +356,7 @@ class _LBFGS:
         return x, f
 
 def _lbfgs(value_and_grad_fn, params, n_steps, on_step, state):
-    "Run `n_steps` L-BFGS steps from `params` with the optimiser `state`, calling `on_step(params, value)` after each"
+    "Run `n_steps` L-BFGS steps from `params` with the optimiser `state`, calling `on_step(params)` after each"
     flat, unflatten = flatten_params(params)
     def fg(v):
         value, grads = value_and_grad_fn(unflatten(v))
@@ -363,8 +364,8 @@ def _lbfgs(value_and_grad_fn, params, n_steps, on_step, state):
         if not (np.isfinite(value) and np.isfinite(g).all()): raise _NonFinite(unflatten(v))
         return float(value), g
     for _ in range(n_steps):
-        flat, value = state.step(fg, flat)
-        on_step(unflatten(flat.copy()), value)
+        flat, _ = state.step(fg, flat)
+        on_step(unflatten(flat.copy()))
 
 def _adam(gradient_fn, params, n_steps, on_step, lr, batches):
     "Run `n_steps` Adam iterations, one per step, on the mini-batches drawn by `batches(step)`"
@@ -374,10 +375,10 @@ def _adam(gradient_fn, params, n_steps, on_step, lr, batches):
         return g
     # autograd's adam calls the callback before each update, so the parameters it passes at
     # iteration i are the result of step i-1; the result of the last step is its return value
-    final = adam(gradient, params, callback=lambda p, step, g: step and on_step(p, None), num_iters=n_steps, step_size=lr)
-    if n_steps: on_step(final, None)
+    final = adam(gradient, params, callback=lambda p, step, g: step and on_step(p), num_iters=n_steps, step_size=lr)
+    if n_steps: on_step(final)
 
-# %% ../nbs/04_training.ipynb #73f07688
+# %% ../nbs/04_training.ipynb #5ba95f48
 def _check_fit_args(opt, steps, log, lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff, update_grid, grid_update_num,
                     lr, start_grid_update_step, stop_grid_update_step, batch, loss_fn, progress):
     if opt not in ('LBFGS', 'Adam'):
@@ -409,7 +410,7 @@ def _grid_update_steps(steps, update_grid, grid_update_num, start, stop):
     every = max(1, stop // grid_update_num)
     return {s for s in range(steps) if s % every == 0 and start <= s < stop}
 
-# %% ../nbs/04_training.ipynb #ea41e8ef
+# %% ../nbs/04_training.ipynb #11ec6a86
 class _Progress:
     "A one-line progress bar on stderr, redrawn every `log` steps"
     def __init__(self, steps, log, show):
@@ -423,7 +424,7 @@ class _Progress:
         if step == self.steps: sys.stderr.write('\n')
         sys.stderr.flush()
 
-# %% ../nbs/04_training.ipynb #812d87b9
+# %% ../nbs/04_training.ipynb #6bcc57c9
 class DivergenceError(FloatingPointError):
     "Error of a training run that met a NaN or inf loss or gradient, with its `step`, `location` and partial `history`"
     def __init__(self, message, step, location, history):
@@ -454,7 +455,7 @@ def _find_non_finite(model, params, x, y, loss_fn, objective):
         if (name := _first_bad(g)) is not None: return f"the gradient of the loss with respect to '{name}' of layer {l}"
     return 'the loss or its gradient on a mini-batch'
 
-# %% ../nbs/04_training.ipynb #adaf0ffc
+# %% ../nbs/04_training.ipynb #058add8a
 @patch
 def fit(self:KAN, dataset:dict, # train_input, train_label, test_input, test_label
         opt:str='LBFGS', # 'LBFGS' (full batch unless `batch` is set) or 'Adam'
@@ -519,7 +520,7 @@ def fit(self:KAN, dataset:dict, # train_input, train_label, test_input, test_lab
     snapshot = lambda: ([layer.grid for layer in self.layers], [dict(p) for p in self.params])
     last_good = snapshot()  # grid arrays are replaced, never written into, so references suffice
 
-    def on_step(params, value):
+    def on_step(params):
         nonlocal last_good
         train, reg = measure(params)
         if not np.isfinite(train): raise _NonFinite(params)
