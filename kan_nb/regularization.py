@@ -7,13 +7,13 @@ Docs: https://kan-nb.github.io/kan_nb/regularization.html.md"""
 # %% auto #0
 __all__ = ['VAR_EPS', 'edge_std', 'edge_magnitudes', 'layer_entropy']
 
-# %% ../nbs/06_regularization.ipynb #9973a6d6
+# %% ../nbs/06_regularization.ipynb #9263028d
 import numpy as np
 import autograd.numpy as anp
 from fastcore.basics import patch
 from .network import KAN, check_number
 
-# %% ../nbs/06_regularization.ipynb #a1c6b681
+# %% ../nbs/06_regularization.ipynb #aeca11a8
 VAR_EPS = 1e-16  # added to variances before sqrt, so gradients stay finite at zero spread
 
 def edge_std(v, # (batch, ...) values, one row per sample
@@ -27,7 +27,7 @@ def edge_magnitudes(acts:list, # per layer, dict(x=(batch, in), edges=(batch, in
     "pykan's edge magnitude: std of the activation over std of the edge's input plus 0.1"
     return [edge_std(a['edges']) / (edge_std(a['x']) + 0.1)[:, None] for a in acts]
 
-# %% ../nbs/06_regularization.ipynb #cd0d02e7
+# %% ../nbs/06_regularization.ipynb #952b4e0e
 def layer_entropy(mag, # (in, out) edge magnitudes of one layer
                  ): # scalar: mean row entropy plus mean column entropy, in bits
     "Entropy of the incoming magnitudes of each output node plus that of the outgoing ones of each input node"
@@ -37,7 +37,7 @@ def layer_entropy(mag, # (in, out) edge magnitudes of one layer
     s_out = -anp.mean(anp.sum(p_out * anp.log2(p_out + 1e-4), axis=1))
     return s_in + s_out
 
-# %% ../nbs/06_regularization.ipynb #92b9f5cd
+# %% ../nbs/06_regularization.ipynb #9e7612a2
 @patch
 def reg(self:KAN, params:list, # parameter pytree, as `model.params`
         acts:list, # per layer, dict(x=(batch, in), edges=(batch, in, out)), from `_forward(..., edges=True)`
@@ -59,7 +59,7 @@ def reg(self:KAN, params:list, # parameter pytree, as `model.params`
         if lamb_coefdiff: total = total + lamb_coefdiff * anp.sum(anp.mean(anp.abs(coef[..., 1:] - coef[..., :-1]), axis=2))
     return total
 
-# %% ../nbs/06_regularization.ipynb #d161167f
+# %% ../nbs/06_regularization.ipynb #c6381589
 def _batch_sum(v):
     "Sum over the first axis, as one product with a vector of ones"
     return (np.ones(len(v)) @ v.reshape(len(v), -1)).reshape(v.shape[1:])
@@ -88,8 +88,8 @@ def _feature_factor(a):
     basis = a['basis']
     if 'reg_factor' not in basis.derived:  # kept with the layer's cached basis of the data
         x = a['x']
-        # NOTE: this is silu written again; `kan_nb.layer.silu` rounds differently, and swapping it in changes which
-        # seeds of the pruning recipe reach [2, 1, 1], so it stays until those results are checked again.
+        # NOTE: this is silu written again. `kan_nb.layer.silu` rounds differently, and swapping it in changes trained
+        # networks at the rounding level, enough to change what the pruning recipe keeps, so it needs a new check first.
         F = np.concatenate([(x / (1 + np.exp(-x)))[:, :, None], basis.dense()], axis=2)  # (batch, in, 1+G+k)
         F = F - F.mean(0)
         R = np.stack([np.linalg.qr(F[:, i], mode='r') for i in range(F.shape[1])])
