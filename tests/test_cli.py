@@ -79,7 +79,7 @@ def test_fit_prints_rmse_formula_and_saves(table, tmp_path):
 
 def test_fit_prints_saved_models_formula(table, tmp_path):
     # Whether [2, 1, 1] finds this function depends on the seed, as the training chapter's local minima show.
-    # So this test only asks that the printed formula is the saved model's.
+    # So this test only checks that the printed formula is the saved model's.
     model_path = tmp_path / "model.npz"
     res = run("fit", str(table), "--target", "y", "--width", "1", "--grid", "3", "--steps", "15",
               "--symbolic", "--save", str(model_path))
